@@ -29,6 +29,14 @@ int name_normalize(const char *in, bool allow_wildcard, char out[NAME_BUF_SIZE],
 bool name_is_wildcard(const char *name);
 
 /*
+ * True when the normalised HOST is covered by the normalised PATTERN (for SNI lookups): equal
+ * names match (ASCII case-insensitively), and "*.example.com" also matches exactly one further
+ * leftmost label (RFC 6125 §6.4.3): "a.example.com" yes, "a.b.example.com" and "example.com" no.
+ * NULL never matches.
+ */
+bool name_wildcard_matches(const char *pattern, const char *host);
+
+/*
  * Checks the set of a domain's names, already normalised, primary first: no duplicates, and
  * wildcards only with dns-01 (RFC 8555 §8.4: http-01 and tls-alpn-01 cannot prove a wildcard).
  * At most NAMES_MAX names (Let's Encrypt's limit is 100). Returns 0 or -EINVAL with ERR set.

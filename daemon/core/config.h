@@ -86,6 +86,14 @@ int config_defaults(struct config **out);
 
 void config_free(struct config *cfg);
 
+/*
+ * Parses a duration: a decimal number of seconds, optionally followed by one unit suffix
+ * "s" (seconds), "m" (minutes), "h" (hours) or "d" (days): "90", "30s", "5m", "2h", "7d".
+ * No sign, no spaces, no combinations ("1h30m"). Returns 0 and *SECONDS, -EINVAL for a malformed
+ * string, -ERANGE when the result does not fit in 32 bits of seconds (136 years).
+ */
+int config_parse_duration(const char *s, uint64_t *seconds);
+
 /* The CA named NAME, or NULL. */
 const struct config_ca *config_find_ca(const struct config *cfg, const char *name);
 

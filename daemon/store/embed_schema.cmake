@@ -1,7 +1,7 @@
 # cmake -DOUT=file.c -DFILES="a.sql;b.sql" -P embed_schema.cmake
 # Emits `const struct schema_migration schema_migrations[]` in file order; the number in each
 # file name must equal its position (0001 first), which the store checks at start.
-set(body "/* Generated from schema/*.sql by embed_schema.cmake. Do not edit. */\n#include \"store/schema.h\"\n\n")
+set(body "/* Generated from the schema/ migrations by embed_schema.cmake. Do not edit. */\n#include \"store/schema.h\"\n\n")
 set(table "const struct schema_migration schema_migrations[] = {\n")
 set(i 0)
 foreach(f ${FILES})

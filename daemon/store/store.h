@@ -99,8 +99,8 @@ struct store_cert {
 /*
  * Opens (creating with mode 0600 if missing) the database at PATH, sets WAL, foreign keys and a
  * busy timeout, and applies pending migrations, each in its own transaction. A database whose
- * schema is newer than this binary is refused. On failure returns a negative errno and writes a
- * one-line reason to ERR.
+ * schema is newer than this binary is refused (-ENOTSUP, the database left untouched). On failure
+ * returns a negative errno and writes a one-line reason to ERR.
  */
 int store_open(const char *path, struct store **out, char *err, size_t errsz);
 void store_close(struct store *st);
@@ -113,9 +113,11 @@ int store_schema_latest(void);
 
 /*
  * Adds domain D (id, status, times and counters ignored; status becomes pending) with its first
- * private key KEY (KEY->pem required, stored as the domain's current key). A removed domain of
- * the same name is brought back (its history kept) with D's settings. -EEXIST when a managed
- * domain already has that name. On success *OUT (optional) is the stored domain.
+ * private key KEY (KEY->pem and KEY->public_key_sha256 required; KEY->key_type defaults to
+ * D->key_type), stored as the domain's current key. A removed domain of the same name is brought
+ * back with D's settings: its history is kept, its older keys become superseded and its active
+ * certificate (issued for an older key) superseded. -EEXIST when a managed domain already has
+ * that name. On success *OUT (optional) is the stored domain.
  */
 int store_domain_add(struct store *st, const struct store_domain *d, const struct store_key *key,
                      const struct store_event_in *ev, struct store_domain **out);
@@ -169,6 +171,8 @@ void store_cert_free(struct store_cert *c);
 
 /* ---- events ---- */
 
+/* -EINVAL when EV lacks type or actor or its detail_json is not a JSON object of at most 64 KiB;
+ * the same check applies to the event of every mutation, which then fails as a whole. */
 int store_event_add(struct store *st, const struct store_event_in *ev, int64_t *id_out);
 /* Events with id > AFTER_ID, oldest first, at most LIMIT. */
 int store_event_list(struct store *st, int64_t after_id, size_t limit,

@@ -1,0 +1,263 @@
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Generous: adding an RSA-4096 domain makes the daemon generate a key before it answers. */
+#define HTTP_CONNECT_TIMEOUT_S 10L
+#define HTTP_TOTAL_TIMEOUT_S 120L
+
+struct http_client {
+    CURL *curl;
+    char *socket_path;
+};
+
+struct body_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool too_large;
+};
+
+int http_client_new(const struct http_config *cfg, struct http_client **out)
+{
+    struct http_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->socket_path = strdup(cfg->socket_path);
+    c->curl = curl_easy_init();
+    if (!c->socket_path || !c->curl) {
+        http_client_free(c);
+        return -ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->socket_path);
+    free(c);
+}
+
+void http_response_clear(struct http_response *r)
+{
+    if (!r)
+        return;
+    free(r->content_type);
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct body_buf *b = userdata;
+    size_t n = size * nmemb;
+
+    if (n > HTTP_MAX_RESPONSE - b->len) {
+        b->too_large = true;
+        return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p)
+            return 0;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* True when the media type of CT (parameters after ';' ignored, case-insensitive per RFC 9110
+ * §8.3.1) is application/json or application/problem+json. */
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    size_t len = strcspn(ct, "; \t");
+    return (len == strlen("application/json") && strncasecmp(ct, "application/json", len) == 0) ||
+           (len == strlen("application/problem+json") &&
+            strncasecmp(ct, "application/problem+json", len) == 0);
+}
+
+/* Where the request goes. Today always the unix socket; an HTTPS --url will be set up here. */
+static int set_target(struct http_client *c, const char *path, char *url, size_t urlsz)
+{
+    int n = snprintf(url, urlsz, "http://localhost%s", path);
+    if (n < 0 || (size_t)n >= urlsz)
+        return -E2BIG;
+    if (curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path) != CURLE_OK)
+        return -ENOMEM;
+    return 0;
+}
+
+static int map_curl_error(struct http_client *c, CURLcode rc, const struct body_buf *b,
+                          const char *curl_err, char *err, size_t errsz)
+{
+    long os_errno = 0;
+    const char *why = curl_err[0] ? curl_err : curl_easy_strerror(rc);
+
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST: /* curl's verdict on an over-long socket path */
+        curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno > 0)
+            why = strerror((int)os_errno);
+        snprintf(err, errsz, "cannot reach certd at %s: %s", c->socket_path, why);
+        return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(err, errsz, "no answer from certd at %s within %ld s (the outcome is unknown)",
+                 c->socket_path, HTTP_TOTAL_TIMEOUT_S);
+        return -ETIMEDOUT;
+    case CURLE_FILESIZE_EXCEEDED:
+        snprintf(err, errsz, "response from certd larger than %u bytes", HTTP_MAX_RESPONSE);
+        return -EMSGSIZE;
+    case CURLE_WRITE_ERROR:
+        if (b->too_large) {
+            snprintf(err, errsz, "response from certd larger than %u bytes", HTTP_MAX_RESPONSE);
+            return -EMSGSIZE;
+        }
+        snprintf(err, errsz, "out of memory reading the response");
+        return -ENOMEM;
+    case CURLE_OUT_OF_MEMORY:
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    default:
+        snprintf(err, errsz, "request to certd at %s failed (the outcome is unknown): %s",
+                 c->socket_path, why);
+        return -EIO;
+    }
+}
+
+int http_request(struct http_client *c, const char *method, const char *path, const json_t *body,
+                 struct http_response *resp, char *err, size_t errsz)
+{
+    char url[4096];
+    char curl_err[CURL_ERROR_SIZE] = "";
+    struct body_buf b = {0};
+    struct curl_slist *headers = NULL;
+    char *payload = NULL;
+    int ret = -ENOMEM;
+    CURL *h = c->curl;
+
+    memset(resp, 0, sizeof(*resp));
+    if (errsz > 0)
+        err[0] = '\0';
+    curl_easy_reset(h);
+
+    ret = set_target(c, path, url, sizeof(url));
+    if (ret < 0) {
+        snprintf(err, errsz, "request path too long");
+        goto out;
+    }
+    ret = -ENOMEM;
+
+    struct curl_slist *tmp = curl_slist_append(headers, "Accept: application/json");
+    if (!tmp)
+        goto out;
+    headers = tmp;
+    if (body) {
+        payload = json_dumps(body, JSON_COMPACT);
+        if (!payload)
+            goto out;
+        tmp = curl_slist_append(headers, "Content-Type: application/json");
+        if (!tmp)
+            goto out;
+        headers = tmp;
+        /* The body is small; waiting for "100 Continue" would only add a round trip. */
+        tmp = curl_slist_append(headers, "Expect:");
+        if (!tmp)
+            goto out;
+        headers = tmp;
+    }
+
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, HTTP_TOTAL_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE, (long)HTTP_MAX_RESPONSE);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "certctl/" CERTD_VERSION);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    if (payload) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+    }
+    if (strcmp(method, "GET") == 0)
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    else if (!(strcmp(method, "POST") == 0 && payload))
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+
+    CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK) {
+        ret = map_curl_error(c, rc, &b, curl_err, err, errsz);
+        goto out;
+    }
+
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    char *ct = NULL;
+    curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct) {
+        resp->content_type = strdup(ct);
+        if (!resp->content_type) {
+            snprintf(err, errsz, "out of memory");
+            goto out;
+        }
+    }
+    resp->body = b.data;
+    resp->body_len = b.len;
+    b.data = NULL;
+
+    if (resp->body_len > 0 && is_json_type(resp->content_type)) {
+        json_error_t jerr;
+        resp->json = json_loadb(resp->body, resp->body_len, 0, &jerr);
+        if (!resp->json) {
+            snprintf(err, errsz, "certd sent invalid JSON (HTTP %ld): %s at line %d", resp->status,
+                     jerr.text, jerr.line);
+            ret = -EBADMSG;
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    /* The handle keeps pointers to these until the next reset; drop them now. */
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_slist_free_all(headers);
+    free(payload);
+    free(b.data);
+    if (ret < 0 && ret != -EBADMSG)
+        http_response_clear(resp);
+    if (ret == -ENOMEM && err[0] == '\0')
+        snprintf(err, errsz, "out of memory");
+    return ret;
+}
+
+char *http_escape(struct http_client *c, const char *s)
+{
+    char *e = curl_easy_escape(c->curl, s, 0);
+    if (!e)
+        return NULL;
+    char *copy = strdup(e);
+    curl_free(e);
+    return copy;
+}

@@ -1,0 +1,52 @@
+/* certctl's transport: one HTTP request at a time to the certd API with libcurl. Today that is
+ * plain HTTP over the daemon's unix socket; an HTTPS listener (--url, --token-file, --ca-file)
+ * will be chosen here too, so no command knows how its requests travel. */
+#ifndef CERTCTL_HTTP_H
+#define CERTCTL_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Responses larger than this are refused: no list page or document legitimately comes close. */
+#define HTTP_MAX_RESPONSE (16u * 1024 * 1024)
+
+struct http_config {
+    const char *socket_path; /* the API's unix socket; must outlive the client */
+};
+
+struct http_client;
+
+/* Returns 0 with *OUT set, or -ENOMEM. curl_global_init must have been called. */
+int http_client_new(const struct http_config *cfg, struct http_client **out);
+void http_client_free(struct http_client *c);
+
+struct http_response {
+    long status;        /* HTTP status code */
+    char *content_type; /* Content-Type as sent, or NULL */
+    char *body;         /* raw body, NUL-terminated (NULL when empty) */
+    size_t body_len;
+    json_t *json; /* the parsed body when it was JSON (incl. problem+json), else NULL */
+};
+
+/* Frees what R holds and zeroes it; safe on a zeroed or already cleared response. */
+void http_response_clear(struct http_response *r);
+
+/*
+ * Sends METHOD to PATH ("/v1/domains?limit=10", already percent-encoded) with BODY (a JSON object
+ * sent as application/json, or NULL) and fills *RESP (which the caller clears) whatever the HTTP
+ * status. Returns 0 when a response arrived, else with a one-line reason in ERR:
+ *   -ECONNREFUSED  the daemon cannot be reached (no socket, refused, permission denied)
+ *   -EMSGSIZE      the response is larger than HTTP_MAX_RESPONSE
+ *   -EBADMSG       the response claims to be JSON but does not parse
+ *   -ETIMEDOUT     no complete answer in time
+ *   -EIO           any other transport failure (e.g. the daemon closed the connection)
+ *   -ENOMEM
+ */
+int http_request(struct http_client *c, const char *method, const char *path, const json_t *body,
+                 struct http_response *resp, char *err, size_t errsz);
+
+/* Percent-encodes S for use as one URL path segment or query value (RFC 3986 §2.1: everything
+ * but unreserved characters). Returns a malloc'd string, or NULL on allocation failure. */
+char *http_escape(struct http_client *c, const char *s);
+
+#endif

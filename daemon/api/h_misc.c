@@ -1,0 +1,63 @@
+/* /v1/health and /v1/events. */
+#include "api/internal.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "common/jsonutil.h"
+#include "store/store.h"
+
+#define EVENTS_DEFAULT_LIMIT 100
+#define EVENTS_MAX_LIMIT 1000
+
+enum MHD_Result h_health(struct api_request *req, const char *param)
+{
+    enum MHD_Result rc = MHD_NO;
+    if (!api_query_check(req, NULL, &rc))
+        return rc;
+    struct store_stats stats;
+    if (store_stats(req->ctx->store, &stats) < 0)
+        return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read the database");
+    int64_t uptime = (int64_t)time(NULL) - req->ctx->started_at;
+    return api_respond_json(
+        req, MHD_HTTP_OK,
+        json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "status", "ok", "version",
+                  CERTD_VERSION, "schema_version", store_schema_version(req->ctx->store),
+                  "uptime_seconds", (json_int_t)(uptime > 0 ? uptime : 0), "domains",
+                  (json_int_t)stats.domains, "domains_pending", (json_int_t)stats.domains_pending,
+                  "domains_failed", (json_int_t)stats.domains_failed, "certificates_active",
+                  (json_int_t)stats.certificates_active, "next_renewal_at",
+                  json_time_or_null(stats.next_renewal_at)));
+}
+
+static json_t *event_json(const struct store_event *e)
+{
+    json_t *detail = json_loads(e->detail_json, 0, NULL);
+    return json_pack("{s:I, s:o, s:s, s:s?, s:s, s:o}", "id", (json_int_t)e->id, "time",
+                     json_time_or_null(e->created_at), "type", e->type, "domain", e->domain,
+                     "actor", e->actor, "detail", detail ? detail : json_object());
+}
+
+enum MHD_Result h_events_list(struct api_request *req, const char *param)
+{
+    static const char *const allowed[] = {"after", "limit", NULL};
+    enum MHD_Result rc = MHD_NO;
+    long long after, limit;
+    if (!api_query_check(req, allowed, &rc) ||
+        !api_query_int(req, "after", 0, INT64_MAX, 0, &after, &rc) ||
+        !api_query_int(req, "limit", 1, EVENTS_MAX_LIMIT, EVENTS_DEFAULT_LIMIT, &limit, &rc))
+        return rc;
+
+    struct store_event **list = NULL;
+    size_t count = 0;
+    if (store_event_list(req->ctx->store, after, (size_t)limit, &list, &count) < 0)
+        return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read events");
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < count; i++)
+        json_array_append_new(arr, event_json(list[i]));
+    int64_t last = count ? list[count - 1]->id : after;
+    store_event_list_free(list, count);
+    return api_respond_json(req, MHD_HTTP_OK,
+                            json_pack("{s:o, s:I}", "events", arr ? arr : json_array(), "last_id",
+                                      (json_int_t)last));
+}

@@ -1,0 +1,542 @@
+/* Domains and their alternative names, plus the counters derived from them. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/names.h"
+#include "store/store_internal.h"
+
+#define DOMAIN_COLUMNS                                                                             \
+    "id, name, challenge, key_type, ca, status, next_renewal_at, failure_count, last_error,"       \
+    " created_at, updated_at"
+
+static bool text_ok(const char *s)
+{
+    return s && *s && strnlen(s, STORE_TEXT_MAX + 1) <= STORE_TEXT_MAX;
+}
+
+/*
+ * The API validated and normalised the names; the store still refuses what would corrupt its
+ * invariants: a missing field, the primary repeated among the alt names, or a duplicate (which
+ * the primary key would report as -EEXIST, a misleading "name taken").
+ */
+static bool domain_settings_ok(const struct store_domain *d)
+{
+    if (!d || !text_ok(d->name) || !text_ok(d->challenge) || !text_ok(d->key_type) ||
+        !text_ok(d->ca))
+        return false;
+    if (d->alt_count >= NAMES_MAX || (d->alt_count && !d->alt_names))
+        return false;
+    for (size_t i = 0; i < d->alt_count; i++) {
+        if (!text_ok(d->alt_names[i]) || strcmp(d->alt_names[i], d->name) == 0)
+            return false;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(d->alt_names[i], d->alt_names[j]) == 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool key_in_ok(const struct store_key *k)
+{
+    return k && k->pem && *k->pem && strnlen(k->pem, STORE_PEM_MAX + 1) <= STORE_PEM_MAX &&
+           (!k->key_type || text_ok(k->key_type)) && text_ok(k->public_key_sha256);
+}
+
+void store_domain_free(struct store_domain *d)
+{
+    if (!d)
+        return;
+    free(d->name);
+    for (size_t i = 0; i < d->alt_count; i++)
+        free(d->alt_names[i]);
+    free(d->alt_names);
+    free(d->challenge);
+    free(d->key_type);
+    free(d->ca);
+    free(d->status);
+    free(d->last_error);
+    free(d);
+}
+
+void store_domain_list_free(struct store_domain **list, size_t count)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < count; i++)
+        store_domain_free(list[i]);
+    free(list);
+}
+
+static int load_alt_names(struct store *st, struct store_domain *d)
+{
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0;
+    int ret = store_prepare(
+        st, "SELECT name FROM domain_names WHERE domain_id = ?1 ORDER BY position", &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, d->id)) < 0)
+        goto out;
+
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char **nl = store_list_grow(d->alt_names, &cap, d->alt_count, sizeof(*nl));
+        if (!nl) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        d->alt_names = nl;
+        char *name = NULL;
+        if (store_col_strdup(s, 0, &name) < 0 || !name) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        d->alt_names[d->alt_count++] = name;
+    }
+    if (rc != SQLITE_DONE)
+        ret = store_db_error(st, rc, "load alt names");
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* Builds a domain from a row of DOMAIN_COLUMNS, with its alt names. */
+static int domain_from_row(struct store *st, sqlite3_stmt *s, struct store_domain **out)
+{
+    struct store_domain *d = calloc(1, sizeof(*d));
+    int ret = -ENOMEM;
+    if (!d)
+        return -ENOMEM;
+    d->id = sqlite3_column_int64(s, 0);
+    if (store_col_strdup(s, 1, &d->name) < 0 || store_col_strdup(s, 2, &d->challenge) < 0 ||
+        store_col_strdup(s, 3, &d->key_type) < 0 || store_col_strdup(s, 4, &d->ca) < 0 ||
+        store_col_strdup(s, 5, &d->status) < 0 || store_col_strdup(s, 8, &d->last_error) < 0)
+        goto fail;
+    d->next_renewal_at = sqlite3_column_int64(s, 6); /* NULL reads as 0, "not set" */
+    d->failure_count = sqlite3_column_int(s, 7);
+    d->created_at = sqlite3_column_int64(s, 9);
+    d->updated_at = sqlite3_column_int64(s, 10);
+    ret = load_alt_names(st, d);
+    if (ret < 0)
+        goto fail;
+    *out = d;
+    return 0;
+fail:
+    store_domain_free(d);
+    return ret;
+}
+
+static int domain_get_locked(struct store *st, const char *name, struct store_domain **out)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st, "SELECT " DOMAIN_COLUMNS " FROM domains WHERE name = ?1", &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_text(st, s, 1, name)) < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        ret = domain_from_row(st, s, out);
+    else if (rc == SQLITE_DONE)
+        ret = -ENOENT;
+    else
+        ret = store_db_error(st, rc, "get domain");
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* Finds NAME's id and whether it is removed. -ENOENT when there is no row. */
+static int domain_lookup(struct store *st, const char *name, int64_t *id, bool *removed)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st, "SELECT id, status FROM domains WHERE name = ?1", &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_text(st, s, 1, name)) < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        const unsigned char *status = sqlite3_column_text(s, 1);
+        *removed = status && strcmp((const char *)status, DOMAIN_STATUS_REMOVED) == 0;
+    } else if (rc == SQLITE_DONE) {
+        ret = -ENOENT;
+    } else {
+        ret = store_db_error(st, rc, "look up domain");
+    }
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int names_replace(struct store *st, int64_t domain_id, const struct store_domain *d)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st, "DELETE FROM domain_names WHERE domain_id = ?1", &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+        (ret = store_step_done(st, s, "delete alt names")) < 0)
+        goto out;
+    sqlite3_finalize(s);
+    s = NULL;
+
+    ret = store_prepare(
+        st, "INSERT INTO domain_names (domain_id, position, name) VALUES (?1, ?2, ?3)", &s);
+    if (ret < 0)
+        goto out;
+    for (size_t i = 0; i < d->alt_count; i++) {
+        sqlite3_reset(s);
+        if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+            (ret = store_bind_int64(st, s, 2, (int64_t)i)) < 0 ||
+            (ret = store_bind_text(st, s, 3, d->alt_names[i])) < 0 ||
+            (ret = store_step_done(st, s, "insert alt name")) < 0)
+            goto out;
+    }
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* Makes KEY the domain's current key; any earlier current key becomes superseded first, so the
+ * one-current-key index holds at every statement. */
+static int key_insert_current(struct store *st, int64_t domain_id, const struct store_key *key,
+                              const char *key_type, int64_t now)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st,
+                            "UPDATE private_keys SET status = '" KEY_STATUS_SUPERSEDED "'"
+                            " WHERE domain_id = ?1 AND status = '" KEY_STATUS_CURRENT "'",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+        (ret = store_step_done(st, s, "supersede keys")) < 0)
+        goto out;
+    sqlite3_finalize(s);
+    s = NULL;
+
+    ret = store_prepare(st,
+                        "INSERT INTO private_keys (domain_id, key_type, key_pem,"
+                        " public_key_sha256, status, created_at)"
+                        " VALUES (?1, ?2, ?3, ?4, '" KEY_STATUS_CURRENT "', ?5)",
+                        &s);
+    if (ret < 0)
+        goto out;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+        (ret = store_bind_text(st, s, 2, key_type)) < 0 ||
+        (ret = store_bind_text(st, s, 3, key->pem)) < 0 ||
+        (ret = store_bind_text(st, s, 4, key->public_key_sha256)) < 0 ||
+        (ret = store_bind_int64(st, s, 5, now)) < 0)
+        goto out;
+    ret = store_step_done(st, s, "insert key");
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* Brings a removed domain back with D's settings and a clean slate; its keys and certificates
+ * stay as history. Its old certificate was issued for a key that is no longer current, so it
+ * stops being the active one. */
+static int domain_revive(struct store *st, int64_t id, const struct store_domain *d, int64_t now)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st,
+                            "UPDATE domains SET challenge = ?2, key_type = ?3, ca = ?4,"
+                            " status = '" DOMAIN_STATUS_PENDING "', next_renewal_at = NULL,"
+                            " failure_count = 0, last_error = NULL, next_attempt_at = NULL,"
+                            " updated_at = ?5 WHERE id = ?1",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+        (ret = store_bind_text(st, s, 2, d->challenge)) < 0 ||
+        (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
+        (ret = store_bind_text(st, s, 4, d->ca)) < 0 ||
+        (ret = store_bind_int64(st, s, 5, now)) < 0 ||
+        (ret = store_step_done(st, s, "revive domain")) < 0)
+        goto out;
+    sqlite3_finalize(s);
+    s = NULL;
+
+    ret = store_prepare(st,
+                        "UPDATE certificates SET status = '" CERT_STATUS_SUPERSEDED "'"
+                        " WHERE domain_id = ?1 AND status = '" CERT_STATUS_ACTIVE "'",
+                        &s);
+    if (ret < 0)
+        goto out;
+    if ((ret = store_bind_int64(st, s, 1, id)) < 0)
+        goto out;
+    ret = store_step_done(st, s, "supersede certificates");
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int domain_insert(struct store *st, const struct store_domain *d, int64_t now,
+                         int64_t *id_out)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st,
+                            "INSERT INTO domains (name, challenge, key_type, ca, status,"
+                            " failure_count, created_at, updated_at)"
+                            " VALUES (?1, ?2, ?3, ?4, '" DOMAIN_STATUS_PENDING "', 0, ?5, ?5)",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_text(st, s, 1, d->name)) < 0 ||
+        (ret = store_bind_text(st, s, 2, d->challenge)) < 0 ||
+        (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
+        (ret = store_bind_text(st, s, 4, d->ca)) < 0 || (ret = store_bind_int64(st, s, 5, now)) < 0)
+        goto out;
+    ret = store_step_done(st, s, "insert domain");
+    if (ret == 0)
+        *id_out = sqlite3_last_insert_rowid(st->db);
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_domain_add(struct store *st, const struct store_domain *d, const struct store_key *key,
+                     const struct store_event_in *ev, struct store_domain **out)
+{
+    if (out)
+        *out = NULL;
+    if (!domain_settings_ok(d) || !key_in_ok(key) || !ev)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    int64_t now = store_now(), id = 0;
+    bool removed = false;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+
+    ret = domain_lookup(st, d->name, &id, &removed);
+    if (ret == 0 && !removed)
+        ret = -EEXIST;
+    else if (ret == 0)
+        ret = domain_revive(st, id, d, now);
+    else if (ret == -ENOENT)
+        ret = domain_insert(st, d, now, &id);
+    if (ret < 0)
+        goto fail;
+    if ((ret = names_replace(st, id, d)) < 0 ||
+        (ret = key_insert_current(st, id, key, key->key_type ? key->key_type : d->key_type, now)) <
+            0 ||
+        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    if (out)
+        ret = domain_get_locked(st, d->name, out);
+    goto unlock;
+fail:
+    store_tx_rollback(st);
+unlock:
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_domain_get(struct store *st, const char *name, struct store_domain **out)
+{
+    *out = NULL;
+    if (!name)
+        return -EINVAL;
+    pthread_mutex_lock(&st->lock);
+    int ret = domain_get_locked(st, name, out);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_domain_list(struct store *st, const char *after_name, size_t limit, bool include_removed,
+                      struct store_domain ***out, size_t *count)
+{
+    struct store_domain **list = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = NULL;
+
+    *out = NULL;
+    *count = 0;
+    pthread_mutex_lock(&st->lock);
+    /* Byte order (SQLite's BINARY collation) keeps the cursor stable; a PostgreSQL backend must
+     * compare with COLLATE "C" for the same order. Names are never empty, so '' is "the start". */
+    int ret = store_prepare(st,
+                            "SELECT " DOMAIN_COLUMNS " FROM domains WHERE name > ?1"
+                            " AND (?2 <> 0 OR status <> '" DOMAIN_STATUS_REMOVED "')"
+                            " ORDER BY name LIMIT ?3",
+                            &s);
+    if (ret < 0)
+        goto out;
+    if ((ret = store_bind_text(st, s, 1, after_name ? after_name : "")) < 0 ||
+        (ret = store_bind_int64(st, s, 2, include_removed ? 1 : 0)) < 0 ||
+        (ret = store_bind_int64(st, s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) < 0)
+        goto out;
+
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_domain **nl = store_list_grow(list, &cap, n, sizeof(*list));
+        if (!nl) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        list = nl;
+        ret = domain_from_row(st, s, &list[n]);
+        if (ret < 0)
+            goto out;
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        ret = store_db_error(st, rc, "list domains");
+        goto out;
+    }
+    *out = list;
+    *count = n;
+    list = NULL;
+    n = 0;
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    store_domain_list_free(list, n);
+    return ret;
+}
+
+int store_domain_update(struct store *st, const struct store_domain *d,
+                        const struct store_event_in *ev, struct store_domain **out)
+{
+    if (out)
+        *out = NULL;
+    if (!domain_settings_ok(d) || !ev)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = NULL;
+    int64_t id = 0;
+    bool removed = false;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+
+    ret = domain_lookup(st, d->name, &id, &removed);
+    if (ret == 0 && removed)
+        ret = -ENOENT;
+    if (ret < 0)
+        goto fail;
+    ret = store_prepare(st,
+                        "UPDATE domains SET challenge = ?2, key_type = ?3, ca = ?4,"
+                        " updated_at = ?5 WHERE id = ?1",
+                        &s);
+    if (ret < 0)
+        goto fail;
+    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+        (ret = store_bind_text(st, s, 2, d->challenge)) < 0 ||
+        (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
+        (ret = store_bind_text(st, s, 4, d->ca)) < 0 ||
+        (ret = store_bind_int64(st, s, 5, store_now())) < 0 ||
+        (ret = store_step_done(st, s, "update domain")) < 0)
+        goto fail;
+    if ((ret = names_replace(st, id, d)) < 0 || (ret = store_event_insert(st, ev, NULL)) < 0 ||
+        (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    if (out)
+        ret = domain_get_locked(st, d->name, out);
+    goto unlock;
+fail:
+    sqlite3_finalize(s);
+    s = NULL;
+    store_tx_rollback(st);
+unlock:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_domain_remove(struct store *st, const char *name, bool purge,
+                        const struct store_event_in *ev)
+{
+    if (!name || !ev)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = NULL;
+    int64_t id = 0;
+    bool removed = false;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+
+    ret = domain_lookup(st, name, &id, &removed);
+    if (ret == 0 && removed && !purge)
+        ret = -ENOENT;
+    if (ret < 0)
+        goto fail;
+    if (purge) {
+        /* Names, keys, orders and certificates go with it through ON DELETE CASCADE; with
+         * secure_delete their pages are zeroed, so no key PEM lingers in free space. */
+        ret = store_prepare(st, "DELETE FROM domains WHERE id = ?1", &s);
+    } else {
+        /* Nothing is scheduled for a removed domain, so its timers are cleared. */
+        ret = store_prepare(st,
+                            "UPDATE domains SET status = '" DOMAIN_STATUS_REMOVED "',"
+                            " next_renewal_at = NULL, next_attempt_at = NULL, updated_at = ?2"
+                            " WHERE id = ?1",
+                            &s);
+    }
+    if (ret < 0)
+        goto fail;
+    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+        (!purge && (ret = store_bind_int64(st, s, 2, store_now())) < 0) ||
+        (ret = store_step_done(st, s, purge ? "purge domain" : "remove domain")) < 0 ||
+        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    goto unlock;
+fail:
+    sqlite3_finalize(s);
+    s = NULL;
+    store_tx_rollback(st);
+unlock:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_stats(struct store *st, struct store_stats *out)
+{
+    sqlite3_stmt *s = NULL;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(
+        st,
+        "SELECT"
+        " COALESCE(SUM(CASE WHEN status <> '" DOMAIN_STATUS_REMOVED "' THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN status = '" DOMAIN_STATUS_PENDING "' THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN status = '" DOMAIN_STATUS_FAILED "' THEN 1 ELSE 0 END), 0),"
+        " (SELECT COUNT(*) FROM certificates c JOIN domains cd ON cd.id = c.domain_id"
+        "   WHERE c.status = '" CERT_STATUS_ACTIVE "'"
+        "   AND cd.status <> '" DOMAIN_STATUS_REMOVED "'),"
+        " COALESCE(MIN(CASE WHEN status <> '" DOMAIN_STATUS_REMOVED "'"
+        "   THEN next_renewal_at END), 0)"
+        " FROM domains",
+        &s);
+    if (ret < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        ret = store_db_error(st, rc, "stats");
+        goto out;
+    }
+    out->domains = sqlite3_column_int64(s, 0);
+    out->domains_pending = sqlite3_column_int64(s, 1);
+    out->domains_failed = sqlite3_column_int64(s, 2);
+    out->certificates_active = sqlite3_column_int64(s, 3);
+    out->next_renewal_at = sqlite3_column_int64(s, 4);
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}

@@ -1,0 +1,79 @@
+/*
+ * Private to the store module (and its unit tests): the connection, and the helpers every
+ * store_*.c file uses to prepare, bind, step and map errors. Nothing outside daemon/store/ and
+ * tests/unit/test_store_*.c may include this header.
+ *
+ * Locking: every public store_* function takes st->lock for its whole duration; the helpers
+ * below assume it is held.
+ */
+#ifndef CERTD_STORE_STORE_INTERNAL_H
+#define CERTD_STORE_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "store/store.h"
+
+struct store {
+    pthread_mutex_t lock;
+    sqlite3 *db;
+};
+
+/* The store's clock. A later clock module replaces this; until then every timestamp the store
+ * writes comes from here, so tests and that change have one place to look. */
+static inline int64_t store_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Longest detail_json accepted for an event; the API caps bodies at 64 KiB, details are smaller. */
+#define STORE_EVENT_DETAIL_MAX (64 * 1024)
+/* Longest string field (names, errors, URLs) the store accepts, PEM excepted. */
+#define STORE_TEXT_MAX (16 * 1024)
+/* Longest PEM (a certificate chain or an RSA-4096 key) the store accepts. */
+#define STORE_PEM_MAX (256 * 1024)
+
+/*
+ * Maps the connection's last error for RC to a negative errno: UNIQUE/PRIMARY KEY conflicts
+ * become -EEXIST (not logged: callers expect them), out-of-memory -ENOMEM, anything else -EIO,
+ * logged once as "store: WHAT: <sqlite message>" (SQLite messages name columns, never values).
+ */
+int store_db_error(struct store *st, int rc, const char *what);
+
+/* Prepares SQL (a constant: never data) into *OUT. */
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out);
+
+/* Bind helpers; TEXT is bound without a copy (SQLITE_STATIC), so it must outlive the step.
+ * A NULL string binds SQL NULL; a 0 time binds SQL NULL ("not set"). */
+int store_bind_text(struct store *st, sqlite3_stmt *s, int idx, const char *text);
+int store_bind_int64(struct store *st, sqlite3_stmt *s, int idx, int64_t v);
+int store_bind_time(struct store *st, sqlite3_stmt *s, int idx, int64_t t);
+
+/* Steps a statement that returns no row (INSERT/UPDATE/DELETE). 0 or a mapped error. */
+int store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
+
+/* Copies text column COL into *OUT (NULL for SQL NULL). 0 or -ENOMEM. */
+int store_col_strdup(sqlite3_stmt *s, int col, char **out);
+
+/* Returns LIST (N elements of ELEM bytes, room for *CAP) with room for at least one more,
+ * updating *CAP: LIST itself when there is room, a reallocation otherwise, or NULL on
+ * allocation failure with LIST untouched. */
+void *store_list_grow(void *list, size_t *cap, size_t n, size_t elem);
+
+/* BEGIN IMMEDIATE: take the write lock up front so a transaction never fails half-way with
+ * SQLITE_BUSY on its first write. */
+int store_tx_begin(struct store *st);
+int store_tx_commit(struct store *st);
+/* Rolls back if a transaction is still open (SQLite ends some on its own after an error). */
+void store_tx_rollback(struct store *st);
+
+/* Checks an event and inserts it; the caller holds the lock and, for mutations, a transaction.
+ * -EINVAL when type or actor is missing or detail_json is not a JSON object. */
+int store_event_insert(struct store *st, const struct store_event_in *ev, int64_t *id_out);
+
+/* For tests only: the connection, to check per-connection settings such as foreign_keys. */
+sqlite3 *store_sqlite_handle(struct store *st);
+
+#endif

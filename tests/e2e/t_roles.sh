@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Peers without a role are refused; [access] grants admin by user and by group; SIGHUP reloads it.
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" != 0 ]; then
+    log "SKIP: needs root to act as another user"; echo "1 passed, 0 failed"; exit 0
+fi
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+
+SOCKET_MODE=0666 write_config
+start_certd
+"$CERTCTL_BIN" domain add one.example.com >/dev/null
+before=$(db_snapshot)
+
+out=$(as_nobody curl -sS --unix-socket "$CERTD_SOCKET" -w ' %{http_code}' http://localhost/v1/domains)
+check_match "peer with no role gets 403" ' 403$' "$out"
+check_eq "403 is a forbidden problem" "urn:certd:problem:forbidden" "$(jq -r .type <<<"${out% *}")"
+out=$(as_nobody curl -sS --unix-socket "$CERTD_SOCKET" -w ' %{http_code}' -H 'Content-Type: application/json' \
+      -d '{"name": "evil.example.com"}' http://localhost/v1/domains)
+check_match "peer with no role cannot add a domain" ' 403$' "$out"
+rc=0; msg=$(as_nobody "$CERTCTL_BIN" domain list 2>&1) || rc=$?
+check_eq "certctl as a peer with no role exits 1" 1 "$rc"
+check_match "certctl explains the refusal" 'no role' "$msg"
+check_eq "refused requests changed nothing" "$before" "$(db_snapshot)"
+
+# grant nobody admin by user name, reload with SIGHUP
+write_config $'[access]\nadmin_users = nobody'
+kill -HUP "$CERTD_PID"
+check "after SIGHUP, [access] admin_users grants admin" \
+    wait_for 10 "as_nobody curl -fsS --unix-socket '$CERTD_SOCKET' http://localhost/v1/domains >/dev/null 2>&1"
+check_eq "admin peer sees the domains" one.example.com "$(as_nobody "$CERTCTL_BIN" domain list --json | jq -r '.domains[0].name')"
+as_nobody "$CERTCTL_BIN" domain add two.example.com >/dev/null
+check_match "events record the non-root actor" '^uid:65534\(nobody\)$' "$("$CERTCTL_BIN" events --json | jq -r '[.events[] | select(.domain == "two.example.com")][0].actor')"
+
+# by group instead
+write_config $'[access]\nadmin_groups = nogroup'
+kill -HUP "$CERTD_PID"
+check "after SIGHUP, admin_groups grants admin by primary group" \
+    wait_for 10 "as_nobody curl -fsS --unix-socket '$CERTD_SOCKET' http://localhost/v1/health >/dev/null 2>&1 && grep -q 'admin_groups\\|reloaded' '$T_DIR/certd.log'"
+
+# a broken config on SIGHUP keeps the running one
+reloads=$(grep -c 'configuration reloaded' "$T_DIR/certd.log" || true)
+printf 'bogus_key = 1\n' >> "$T_DIR/certd.conf"
+kill -HUP "$CERTD_PID"
+check "a bad config on SIGHUP is refused and logged with file:line" \
+    wait_for 10 "grep -q 'reload refused.*certd.conf:[0-9]*:.*bogus_key' '$T_DIR/certd.log'"
+check_eq "the refused reload did not replace the config" "$reloads" "$(grep -c 'configuration reloaded' "$T_DIR/certd.log")"
+check "the daemon still serves the group-admin peer" \
+    as_nobody curl -fsS -o /dev/null --unix-socket "$CERTD_SOCKET" http://localhost/v1/health
+
+# and without any grant, nobody is refused again
+write_config
+kill -HUP "$CERTD_PID"
+check "after revoking the grant, the peer is refused again" \
+    wait_for 10 "[ \"\$(as_nobody curl -sS -o /dev/null -w '%{http_code}' --unix-socket '$CERTD_SOCKET' http://localhost/v1/health)\" = 403 ]"
+
+stop_certd
+finish

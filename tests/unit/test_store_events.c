@@ -1,0 +1,172 @@
+/* The audit log on its own: validation, paging, append-only enforcement, ids never reused. */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+#include "store/store_internal.h"
+
+struct fixture {
+    char dir[PATH_MAX];
+    char db[PATH_MAX + 16];
+    struct store *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    const char *base = getenv("CERTD_TEST_TMPDIR");
+    char err[256];
+    if (!f)
+        return -1;
+    if (!base)
+        base = "/tmp";
+    mkdir(base, 0700);
+    snprintf(f->dir, sizeof(f->dir), "%s/store-events-XXXXXX", base);
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
+    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char p[PATH_MAX + 64];
+    store_close(f->st);
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void test_add_list(void **state)
+{
+    struct fixture *f = *state;
+    int64_t last = -1;
+
+    assert_int_equal(store_event_last_id(f->st, &last), 0);
+    assert_int_equal(last, 0);
+
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        char detail[32];
+        snprintf(detail, sizeof(detail), "{\"n\": %d}", i);
+        struct store_event_in ev = {.type = "daemon.started",
+                                    .actor = "certd",
+                                    .detail_json = detail,
+                                    .domain = i == 2 ? "x.example" : NULL};
+        assert_int_equal(store_event_add(f->st, &ev, &ids[i]), 0);
+        if (i > 0)
+            assert_true(ids[i] > ids[i - 1]);
+    }
+    assert_int_equal(store_event_last_id(f->st, &last), 0);
+    assert_int_equal(last, ids[4]);
+
+    struct store_event **evs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_event_list(f->st, ids[0], 3, &evs, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(evs[0]->id, ids[1]);
+    assert_int_equal(evs[2]->id, ids[3]);
+    assert_string_equal(evs[0]->detail_json, "{\"n\": 1}");
+    assert_null(evs[0]->domain);
+    assert_string_equal(evs[1]->domain, "x.example");
+    assert_string_equal(evs[1]->type, "daemon.started");
+    assert_string_equal(evs[1]->actor, "certd");
+    assert_true(evs[1]->created_at > 1600000000);
+    store_event_list_free(evs, n);
+    store_event_list_free(NULL, 0);
+}
+
+static void test_invalid_refused(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = 0;
+
+    static const char *const bad_details[] = {"[]", "\"s\"", "{", "{\"a\":1,\"a\":2}", "1", ""};
+    for (size_t i = 0; i < sizeof(bad_details) / sizeof(bad_details[0]); i++) {
+        struct store_event_in ev = {.type = "t", .actor = "a", .detail_json = bad_details[i]};
+        assert_int_equal(store_event_add(f->st, &ev, &id), -EINVAL);
+    }
+    struct store_event_in no_type = {.actor = "a"};
+    assert_int_equal(store_event_add(f->st, &no_type, &id), -EINVAL);
+    struct store_event_in no_actor = {.type = "t"};
+    assert_int_equal(store_event_add(f->st, &no_actor, &id), -EINVAL);
+    assert_int_equal(store_event_add(f->st, NULL, &id), -EINVAL);
+
+    /* Over the size cap, even though it is a valid object. */
+    size_t big = STORE_EVENT_DETAIL_MAX + 16;
+    char *detail = malloc(big + 1);
+    assert_non_null(detail);
+    memset(detail, ' ', big);
+    detail[0] = '{';
+    detail[big - 1] = '}';
+    detail[big] = '\0';
+    struct store_event_in huge = {.type = "t", .actor = "a", .detail_json = detail};
+    assert_int_equal(store_event_add(f->st, &huge, &id), -EINVAL);
+    free(detail);
+
+    int64_t last = -1;
+    assert_int_equal(store_event_last_id(f->st, &last), 0);
+    assert_int_equal(last, 0);
+}
+
+static void test_append_only(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id1 = 0, id2 = 0;
+    struct store_event_in ev = {.type = "t", .actor = "a"};
+    assert_int_equal(store_event_add(f->st, &ev, &id1), 0);
+
+    sqlite3 *db = store_sqlite_handle(f->st);
+    char *msg = NULL;
+    assert_int_not_equal(sqlite3_exec(db, "UPDATE events SET type = 'x'", NULL, NULL, &msg),
+                         SQLITE_OK);
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "append-only"));
+    sqlite3_free(msg);
+    msg = NULL;
+    assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, &msg), SQLITE_OK);
+    assert_non_null(strstr(msg, "append-only"));
+    sqlite3_free(msg);
+
+    /* Even if the last row were forced out, AUTOINCREMENT would not hand its id out again. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TRIGGER events_no_delete;"
+                                  " DELETE FROM events;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(store_event_add(f->st, &ev, &id2), 0);
+    assert_true(id2 > id1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_add_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_only, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
