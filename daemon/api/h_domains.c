@@ -79,7 +79,8 @@ static bool path_name(struct api_request *req, const char *param, char out[NAME_
 {
     char err[NAME_ERR_SIZE];
     if (name_normalize(param, true, out, err) < 0) {
-        *rc = api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", param, "%s", err);
+        *rc = api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", param, "name '%s': %s", param,
+                                      err);
         return false;
     }
     return true;
@@ -173,7 +174,8 @@ static bool apply_settings(struct api_request *req, const json_t *body, struct s
             const char *raw = json_string_value(json_array_get(v, i));
             char norm[NAME_BUF_SIZE];
             if (name_normalize(raw, true, norm, err) < 0) {
-                *rc = api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", raw, "%s", err);
+                *rc = api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", raw,
+                                              "name '%s': %s", raw, err);
                 for (size_t j = 0; j < i; j++)
                     free(alts[j]);
                 free(alts);
@@ -256,7 +258,8 @@ enum MHD_Result h_domains_create(struct api_request *req, const char *param)
     }
     const char *raw = json_string_value(json_object_get(body, "name"));
     if (name_normalize(raw, true, name, err) < 0) {
-        rc = api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", raw, "%s", err);
+        rc = api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", raw, "name '%s': %s", raw,
+                                     err);
         goto out;
     }
 

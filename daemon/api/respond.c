@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "core/log.h"
 
 static enum MHD_Result queue(struct api_request *req, unsigned status, char *text,
@@ -103,6 +104,6 @@ enum MHD_Result api_respond_problem_ext(struct api_request *req, enum problem_ki
     json_t *p = vproblem(kind, fmt, ap);
     va_end(ap);
     if (p && ext_key && ext_value)
-        json_object_set_new(p, ext_key, json_string(ext_value));
+        json_object_set_new(p, ext_key, json_string_lossy(ext_value));
     return api_respond_problem_doc(req, p);
 }

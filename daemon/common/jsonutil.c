@@ -107,8 +107,7 @@ int json_time_parse(const char *s, int64_t *out)
     } else if (*p == '+' || *p == '-') {
         sign = *p == '+' ? 1 : -1;
         p++;
-        if (!take_digits(&p, 2, &off_h) || !take_char(&p, ':', ':') ||
-            !take_digits(&p, 2, &off_m))
+        if (!take_digits(&p, 2, &off_h) || !take_char(&p, ':', ':') || !take_digits(&p, 2, &off_m))
             return -EINVAL;
     } else {
         return -EINVAL;
@@ -205,9 +204,6 @@ json_t *json_string_lossy(const char *s)
 
 static bool field_type_ok(const json_t *v, enum json_field_type type, size_t *bad_elem)
 {
-    size_t i;
-    json_t *e;
-
     switch (type) {
     case JSON_FIELD_STRING:
         return json_is_string(v);
@@ -224,8 +220,8 @@ static bool field_type_ok(const json_t *v, enum json_field_type type, size_t *ba
     case JSON_FIELD_STRING_ARRAY:
         if (!json_is_array(v))
             return false;
-        json_array_foreach (v, i, e) {
-            if (!json_is_string(e)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (!json_is_string(json_array_get(v, i))) {
                 *bad_elem = i;
                 return false;
             }
@@ -272,8 +268,7 @@ static int echo_len(const char *s, size_t max)
 int json_check_fields(const json_t *obj, const struct json_field *spec, size_t n, char *err,
                       size_t errsz, const char **bad_field, bool *unknown)
 {
-    const char *key;
-    json_t *val;
+    const json_t *val;
     const char *dummy_field;
     bool dummy_unknown;
     char dummy_err[1];
@@ -296,8 +291,11 @@ int json_check_fields(const json_t *obj, const struct json_field *spec, size_t n
         return -EINVAL;
     }
 
-    /* json_object_foreach wants a non-const object but only reads it. */
-    json_object_foreach ((json_t *)obj, key, val) {
+    /* Jansson iterates in insertion order, i.e. document order. The iterator API wants a
+     * non-const object but only reads it. */
+    for (void *it = json_object_iter((json_t *)obj); it;
+         it = json_object_iter_next((json_t *)obj, it)) {
+        const char *key = json_object_iter_key(it);
         size_t i;
         for (i = 0; i < n; i++) {
             if (strcmp(key, spec[i].name) == 0)

@@ -44,8 +44,8 @@ json_t *json_string_lossy(const char *s);
 /* What a member of a request body must be. Null is never accepted for a typed member. */
 enum json_field_type {
     JSON_FIELD_STRING,
-    JSON_FIELD_INTEGER,      /* a JSON integer (no fraction or exponent) */
-    JSON_FIELD_NUMBER,       /* integer or real */
+    JSON_FIELD_INTEGER, /* a JSON integer (no fraction or exponent) */
+    JSON_FIELD_NUMBER,  /* integer or real */
     JSON_FIELD_BOOLEAN,
     JSON_FIELD_OBJECT,
     JSON_FIELD_ARRAY,        /* elements unchecked */

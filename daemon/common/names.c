@@ -132,8 +132,9 @@ static int check_label(const char *l, size_t n, char *err)
     /* RFC 5891 §4.2.3.1: "??--" labels are reserved; only "xn--" (A-labels) exist. */
     if (n >= 4 && l[2] == '-' && l[3] == '-') {
         if (l[0] != 'x' || l[1] != 'n')
-            return fail(err, "label '%s' has hyphens in the third and fourth positions, which "
-                             "only A-labels ('xn--') may have",
+            return fail(err,
+                        "label '%s' has hyphens in the third and fourth positions, which "
+                        "only A-labels ('xn--') may have",
                         echo(q, l, n));
         if (!alabel_valid(l, n))
             return fail(err, "label '%s' is not a valid A-label (punycode)", echo(q, l, n));
@@ -166,8 +167,9 @@ static int check_vanishing(const char *s, size_t len, char *err)
                 size_t end = i;
                 while (end < len && s[end] != '.')
                     end++;
-                return fail(err, "label '%s' contains U+%04X, which is invisible or not allowed "
-                                 "in host names",
+                return fail(err,
+                            "label '%s' contains U+%04X, which is invisible or not allowed "
+                            "in host names",
                             echo(q, s + label_start, end - label_start),
                             (unsigned)utf8_decode((const unsigned char *)s + i, n));
             }
@@ -208,9 +210,10 @@ static int diagnose(const char *s, size_t len, char *err)
                 return rc;
             total += n + 1;
         } else {
-            size_t code_points = 0;
+            size_t code_points = 0, mapped_len;
 
             rc = idna_map(l, n, &d);
+            mapped_len = d.size;
             gnutls_free(d.data);
             for (size_t i = 0; i < n; i++)
                 code_points += ((unsigned char)l[i] & 0xc0) != 0x80;
@@ -220,13 +223,14 @@ static int diagnose(const char *s, size_t len, char *err)
                 return fail(err, "label '%s' is longer than %d octets in A-label form",
                             echo(q, l, n), LABEL_LEN_MAX);
             if (rc < 0)
-                return fail(err, "label '%s' is not a valid internationalised label "
-                                 "(IDNA2008, RFC 5892)",
+                return fail(err,
+                            "label '%s' is not a valid internationalised label "
+                            "(IDNA2008, RFC 5892)",
                             echo(q, l, n));
-            if (d.size > LABEL_LEN_MAX)
+            if (mapped_len > LABEL_LEN_MAX)
                 return fail(err, "label '%s' is longer than %d octets in A-label form",
                             echo(q, l, n), LABEL_LEN_MAX);
-            total += d.size + 1;
+            total += mapped_len + 1;
         }
         start += n + 1;
     }
@@ -296,8 +300,8 @@ static int check_ldh(const char *name, bool wildcard, char *err)
  * that are not LDH. The latter must be caught here, before mapping, because GnuTLS drops them
  * silently ("a_b.b\u00fc.de" maps to "ab.xn--b-eha.de").
  */
-static int check_raw(const char *in, size_t len, bool allow_wildcard, bool *wildcard,
-                     bool *unicode, char *err)
+static int check_raw(const char *in, size_t len, bool allow_wildcard, bool *wildcard, bool *unicode,
+                     char *err)
 {
     char q[LABEL_ECHO_MAX + 4];
 
@@ -314,8 +318,9 @@ static int check_raw(const char *in, size_t len, bool allow_wildcard, bool *wild
         if (memchr(l, '*', n)) {
             /* RFC 8555 §7.1.3: the wildcard is the whole leftmost label. */
             if (n != 1)
-                return fail(err, "label '%s' contains '*'; a wildcard must be the whole first "
-                                 "label",
+                return fail(err,
+                            "label '%s' contains '*'; a wildcard must be the whole first "
+                            "label",
                             echo(q, l, n));
             if (idx != 0)
                 return fail(err, "'*' is only allowed as the whole first label");
@@ -330,8 +335,8 @@ static int check_raw(const char *in, size_t len, bool allow_wildcard, bool *wild
                 if (c & 0x80)
                     *unicode = true;
                 else if (!is_ldh(c))
-                    return fail(err, "label '%s' contains invalid character '%c'",
-                                echo(q, l, n), c);
+                    return fail(err, "label '%s' contains invalid character '%c'", echo(q, l, n),
+                                c);
             }
             /* RFC 5891 §4.2.3.1, checked here too so Unicode labels get this message */
             if (l[0] == '-')
@@ -452,8 +457,7 @@ int names_check_set(const char *const *names, size_t count, enum challenge_type 
                         NAME_BUF_SIZE, names[i], challenge_type_name(challenge));
         for (size_t j = 0; j < i; j++) {
             if (strcasecmp(names[i], names[j]) == 0)
-                return fail(err, "name '%.*s' is listed more than once", NAME_BUF_SIZE,
-                            names[i]);
+                return fail(err, "name '%.*s' is listed more than once", NAME_BUF_SIZE, names[i]);
         }
     }
     return 0;

@@ -139,8 +139,8 @@ void problem_describe(const json_t *doc, char *buf, size_t bufsz)
     count = json_array_size(subs); /* 0 when not an array */
     for (size_t i = 0; i < count && i < SUBPROBLEMS_MAX; i++) {
         const json_t *sub = json_array_get(subs, i);
-        const char *id = json_string_value(json_object_get(json_object_get(sub, "identifier"),
-                                                           "value"));
+        const char *id =
+            json_string_value(json_object_get(json_object_get(sub, "identifier"), "value"));
         const char *sub_text = problem_text(sub);
 
         if (!sub_text && !id)

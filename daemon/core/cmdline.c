@@ -103,8 +103,8 @@ static size_t unescape_one(const char *p, char *out, size_t *out_len, const char
             *why = "octal escape needs three digits";
             return 0;
         }
-        unsigned v = (unsigned)(p[0] - '0') << 6 | (unsigned)(p[1] - '0') << 3 |
-                     (unsigned)(p[2] - '0');
+        unsigned v =
+            (unsigned)(p[0] - '0') << 6 | (unsigned)(p[1] - '0') << 3 | (unsigned)(p[2] - '0');
         if (v == 0 || v > 0377) {
             *why = v == 0 ? "escaped NUL byte" : "octal escape above \\377";
             return 0;

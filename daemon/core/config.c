@@ -40,17 +40,16 @@ enum section_kind {
     SEC_COUNT
 };
 
+/* clang-format off: one section per line */
 static const struct {
     const char *name;
     enum section_kind kind;
 } fixed_sections[] = {
-    {"daemon", SEC_DAEMON},
-    {"acme", SEC_ACME},
-    {"access", SEC_ACCESS},
-    {"challenge.http-01", SEC_HTTP01},
-    {"challenge.dns-01", SEC_DNS01},
-    {"challenge.tls-alpn-01", SEC_TLSALPN01},
+    {"daemon", SEC_DAEMON},          {"acme", SEC_ACME},
+    {"access", SEC_ACCESS},          {"challenge.http-01", SEC_HTTP01},
+    {"challenge.dns-01", SEC_DNS01}, {"challenge.tls-alpn-01", SEC_TLSALPN01},
 };
+/* clang-format on */
 
 struct key_def;
 
@@ -326,8 +325,7 @@ static int parse_listen(const struct key_def *def, const char *v, void *field, c
 /* An ACME directory URL. Plain http would let anyone on the path swap the directory (and with it
  * every endpoint we post signed requests to), so it is allowed only for a server on this host,
  * such as a local Pebble. */
-static int parse_url(const struct key_def *def, const char *v, void *field, char *why,
-                     size_t whysz)
+static int parse_url(const struct key_def *def, const char *v, void *field, char *why, size_t whysz)
 {
     const char *rest;
     bool https;
@@ -518,7 +516,7 @@ static int parse_accounts(const struct key_def *def, const char *v, void *field,
                            "a user or group name, or a numeric id");
 }
 
-/* ---- the keys --------------------------------------------------------------------------------- */
+/* ---- the keys ------------------------------------------------------------------------------- */
 
 #define IN_CFG(m) .offset = offsetof(struct config, m)
 #define IN_CA(m) .offset = offsetof(struct config_ca, m)
@@ -551,8 +549,7 @@ static const struct key_def keys[] = {
 
     {SEC_HTTP01, "listen", parse_listen, IN_CFG(challenge.http01_listen)},
     {SEC_DNS01, "hook", parse_hook, IN_CFG(challenge.dns01_hook), .flags = KEY_NO_ECHO | KEY_RAW},
-    {SEC_DNS01, "timeout", parse_duration, IN_CFG(challenge.dns01_timeout), .min = 1,
-     .max = 3600},
+    {SEC_DNS01, "timeout", parse_duration, IN_CFG(challenge.dns01_timeout), .min = 1, .max = 3600},
     {SEC_DNS01, "propagation_wait", parse_duration, IN_CFG(challenge.dns01_propagation_wait),
      .min = 0, .max = 3600},
     {SEC_TLSALPN01, "listen", parse_listen, IN_CFG(challenge.tlsalpn01_listen)},
@@ -782,16 +779,15 @@ static int handle_key(struct parse_ctx *ctx, unsigned line, const char *key, cha
         value++;
     }
 
-    void *base = def->section == SEC_CA ? (void *)&ctx->cfg->cas[ctx->ca_index]
-                                        : (void *)ctx->cfg;
+    void *base = def->section == SEC_CA ? (void *)&ctx->cfg->cas[ctx->ca_index] : (void *)ctx->cfg;
     char why[256] = "";
     int r = def->parse(def, value, (char *)base + def->offset, why, sizeof(why));
     if (r == -EINVAL) {
         if (def->flags & KEY_NO_ECHO)
-            return fail(ctx, line, "invalid value for %s in section [%s]: %s", key,
-                        ctx->sec_name, why);
-        return fail(ctx, line, "invalid value '%.*s%s' for %s in section [%s]: %s", ECHO_MAX,
-                    value, strlen(value) > ECHO_MAX ? "..." : "", key, ctx->sec_name, why);
+            return fail(ctx, line, "invalid value for %s in section [%s]: %s", key, ctx->sec_name,
+                        why);
+        return fail(ctx, line, "invalid value '%.*s%s' for %s in section [%s]: %s", ECHO_MAX, value,
+                    strlen(value) > ECHO_MAX ? "..." : "", key, ctx->sec_name, why);
     }
     if (r < 0)
         return fail(ctx, line, "%s", strerror(-r));
@@ -831,8 +827,7 @@ static int validate(struct parse_ctx *ctx)
     for (size_t i = 0; i < cfg->ca_count; i++) {
         const struct config_ca *ca = &cfg->cas[i];
         if (!ca->directory)
-            return fail(ctx, ctx->ca_line[i], "section [ca.%s] needs a directory URL",
-                        ca->name);
+            return fail(ctx, ctx->ca_line[i], "section [ca.%s] needs a directory URL", ca->name);
         if (!ca->eab_kid != !ca->eab_hmac_key)
             return fail(ctx, ctx->ca_line[i],
                         "section [ca.%s]: eab_kid and eab_hmac_key go together (give both or "

@@ -4,7 +4,8 @@
  *
  * Syntax: "[section]" or "[section.NAME]" headers, "key = value" lines, '#' or ';' comments on
  * their own line, blank lines. Values are taken verbatim after trimming; a value may be wrapped in
- * double quotes to keep leading/trailing spaces. Lists (admin_users, contact, ...) are separated
+ * double quotes to keep leading/trailing spaces (except [challenge.dns-01] hook, whose quotes are
+ * cmdline_split syntax and stay in the value). Lists (admin_users, contact, ...) are separated
  * by commas and/or whitespace. Durations accept a number with an s/m/h/d suffix (no suffix:
  * seconds). Unknown sections or keys, duplicates and bad values are errors reported as
  * "FILE:LINE: message".

@@ -185,7 +185,7 @@ int spawn_run(char *const argv[], char *const envp[], unsigned timeout_ms, size_
 #ifdef HAVE_ADDCLOSEFROM
     /* The pipe ends are O_CLOEXEC already; this catches any fd someone opened without it. */
     if (r == 0)
-        r = 0;
+        r = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 #endif
     if (r < 0)
         goto out;

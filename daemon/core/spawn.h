@@ -23,12 +23,12 @@
 #include <stddef.h>
 
 struct spawn_result {
-    int exit_status;    /* 0..255, or -1 if the child was killed by a signal */
-    int term_signal;    /* the signal that killed it, 0 if it exited */
-    bool timed_out;     /* the deadline passed and certd killed it */
-    char *out;          /* captured stdout, NUL-terminated (may hold NULs: use out_len) */
+    int exit_status; /* 0..255, or -1 if the child was killed by a signal */
+    int term_signal; /* the signal that killed it, 0 if it exited */
+    bool timed_out;  /* the deadline passed and certd killed it */
+    char *out;       /* captured stdout, NUL-terminated (may hold NULs: use out_len) */
     size_t out_len;
-    char *err;          /* captured stderr, likewise */
+    char *err; /* captured stderr, likewise */
     size_t err_len;
     bool out_truncated; /* the child wrote more than max_output bytes to stdout */
     bool err_truncated; /* likewise for stderr */

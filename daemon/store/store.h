@@ -181,6 +181,163 @@ void store_event_list_free(struct store_event **list, size_t count);
 /* Highest event id, 0 when the log is empty. */
 int store_event_last_id(struct store *st, int64_t *id_out);
 
+/* ---- CAs and ACME accounts ---- */
+
+struct store_account {
+    int64_t id;
+    char *ca;                /* CA name */
+    char *directory_url;     /* the directory it was registered against */
+    char *key_type;
+    char *key_pem;           /* account private key (secret: wiped by store_account_free) */
+    char *account_url;       /* NULL until newAccount succeeded */
+    char *status;            /* "pending" | "valid" | "deactivated" | "revoked" */
+    char *contact_json;      /* JSON array text, may be NULL */
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+/*
+ * The account for CA NAME, with its key PEM. -ENOENT when there is none yet. An account made
+ * for another directory URL than DIRECTORY_URL (the config changed) is -ENOENT as well: the
+ * caller creates a fresh one, which replaces it (the old row's key is kept nowhere else, which is
+ * fine: an account key is only an identity).
+ */
+int store_account_get(struct store *st, const char *ca, const char *directory_url,
+                      struct store_account **out);
+
+/*
+ * Creates or replaces the account of A->ca (ensuring the cas row for A->directory_url), with
+ * key, status "pending" or as given, URL and contact. Used before newAccount so the key is
+ * written before it is used.
+ */
+int store_account_put(struct store *st, const struct store_account *a,
+                      const struct store_event_in *ev);
+
+/* Updates URL, status, contact (and the key, when KEY_PEM is not NULL: key rollover) of the
+ * account of CA. -ENOENT when there is none. */
+int store_account_update(struct store *st, const char *ca, const char *account_url,
+                         const char *status, const char *contact_json, const char *key_type,
+                         const char *key_pem, const struct store_event_in *ev);
+
+/* Every account, without key PEM. */
+int store_account_list(struct store *st, struct store_account ***out, size_t *count);
+void store_account_list_free(struct store_account **list, size_t count);
+void store_account_free(struct store_account *a);
+
+/* ---- orders (RFC 8555 §7.4), persisted at every step so a restart resumes ---- */
+
+struct store_order {
+    int64_t id;
+    int64_t domain_id;
+    int64_t account_id;      /* 0 if not yet known */
+    char *ca;
+    char *url;               /* NULL until newOrder succeeded */
+    char *status;            /* "new" | "pending" | "ready" | "processing" | "valid" | "invalid" */
+    char *step;              /* certd's resume point (see acme/order.c), may be NULL */
+    char *finalize_url;
+    char *certificate_url;
+    int64_t key_id;          /* the private key the CSR is (or will be) made with */
+    char *names_json;        /* JSON array of the ordered names */
+    char *error_json;        /* the CA's problem document, verbatim, or NULL */
+    char *replaces;          /* ARI certificate id this order replaces, or NULL */
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t expires_at;
+    bool finished;           /* true once the order reached a final outcome for certd: a
+                                certificate stored, or given up on */
+};
+
+/* Creates an order (status "new") for the domain; *ID_OUT its id. */
+int store_order_create(struct store *st, const struct store_order *o,
+                       const struct store_event_in *ev, int64_t *id_out);
+
+/* Writes every mutable field of O (url, status, step, finalize_url, certificate_url, key_id,
+ * error_json, expires_at, finished) by O->id. EV may be NULL (no event for routine steps). */
+int store_order_update(struct store *st, const struct store_order *o,
+                       const struct store_event_in *ev);
+
+/* The newest order of DOMAIN_ID; -ENOENT when it never had one. */
+int store_order_latest(struct store *st, int64_t domain_id, struct store_order **out);
+int store_order_get(struct store *st, int64_t order_id, struct store_order **out);
+
+/* Every order not finished, oldest first (to resume at start). */
+int store_order_list_unfinished(struct store *st, struct store_order ***out, size_t *count);
+void store_order_list_free(struct store_order **list, size_t count);
+void store_order_free(struct store_order *o);
+
+/* ---- challenge responses published for an order, so a crash can clean up after itself ---- */
+
+struct store_challenge {
+    int64_t id;
+    int64_t order_id;
+    char *type;              /* "http-01" | "dns-01" | "tls-alpn-01" */
+    char *identifier;        /* the name being validated (for dns-01 the FQDN of the record) */
+    char *token;             /* ACME token */
+    char *key_authorization; /* token.thumbprint (http-01 body); dns-01 stores the TXT value */
+    int64_t created_at;
+};
+
+/* Records a published response (before it is published: a crash then errs on cleaning up). */
+int store_challenge_add(struct store *st, const struct store_challenge *c, int64_t *id_out);
+/* Forgets a response once it has been withdrawn. */
+int store_challenge_delete(struct store *st, int64_t id);
+/* Every recorded response: of ORDER_ID, or of all orders when ORDER_ID is 0. */
+int store_challenge_list(struct store *st, int64_t order_id, struct store_challenge ***out,
+                         size_t *count);
+/* The http-01 key authorisation for TOKEN; -ENOENT when no live order published it. */
+int store_challenge_find_token(struct store *st, const char *token, char **key_auth_out);
+void store_challenge_list_free(struct store_challenge **list, size_t count);
+
+/* ---- issuance outcomes ---- */
+
+/*
+ * Stores a new certificate C (chain_pem required) for its domain in one transaction: the
+ * previous active certificate becomes superseded, C becomes active, the domain becomes active
+ * with failure_count 0, last_error NULL, next_renewal_at and next_attempt_at = NEXT_RENEWAL_AT,
+ * and the order C->order_id (if any) finished with status valid. *ID_OUT is C's id.
+ */
+int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_renewal_at,
+                   const struct store_event_in *ev, int64_t *id_out);
+
+/* The certificate with SERIAL (lower-case hex), with chain PEM; -ENOENT when none. */
+int store_cert_get_by_serial(struct store *st, const char *serial, struct store_cert **out);
+
+/* Marks certificate ID revoked with REASON (RFC 5280 code) at REVOKED_AT. */
+int store_cert_set_revoked(struct store *st, int64_t id, int reason, int64_t revoked_at,
+                           const struct store_event_in *ev);
+
+/*
+ * Adds a new private key for DOMAIN_ID and makes it current (the previous current one becomes
+ * superseded), e.g. for key rotation or after a key compromise. *ID_OUT is its id.
+ */
+int store_key_add(struct store *st, int64_t domain_id, const struct store_key *k,
+                  const struct store_event_in *ev, int64_t *id_out);
+
+/*
+ * Records a failed attempt: failure_count + 1, last_error ERROR, status "failed" when the domain
+ * has no active certificate (it stays "active" otherwise: the current certificate still serves),
+ * next_attempt_at NEXT_ATTEMPT_AT.
+ */
+int store_domain_record_failure(struct store *st, int64_t domain_id, const char *error,
+                                int64_t next_attempt_at, const struct store_event_in *ev);
+
+/* Sets next_attempt_at (and next_renewal_at when NEXT_RENEWAL_AT is not 0) of DOMAIN_ID, e.g.
+ * "renew now" through the API. */
+int store_domain_schedule(struct store *st, int64_t domain_id, int64_t next_attempt_at,
+                          int64_t next_renewal_at, const struct store_event_in *ev);
+
+/*
+ * Managed domains whose next_attempt_at is set and <= NOW, earliest first, at most LIMIT, by
+ * id (*IDS malloc'd). Uses the next_attempt_at index: the cost does not grow with the number of
+ * domains that are not due.
+ */
+int store_domains_due(struct store *st, int64_t now, size_t limit, int64_t **ids, size_t *count);
+/* The earliest next_attempt_at among managed domains, 0 when none is set. */
+int store_next_due(struct store *st, int64_t *when);
+
+/* The domain with id ID (removed ones too). */
+int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain **out);
+
 /* ---- counters for GET /v1/health and certctl status ---- */
 
 struct store_stats {

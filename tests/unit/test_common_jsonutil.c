@@ -15,10 +15,10 @@ static const struct {
     int64_t t;
     const char *s;
 } times[] = {
-    {1795742797, "2026-11-27T01:26:37Z"},      {0, "1970-01-01T00:00:00Z"},
-    {-1, "1969-12-31T23:59:59Z"},              {951782400, "2000-02-29T00:00:00Z"},
-    {1709251199, "2024-02-29T23:59:59Z"},      {4107542400, "2100-03-01T00:00:00Z"},
-    {-62135596800, "0001-01-01T00:00:00Z"},    {253402300799, "9999-12-31T23:59:59Z"},
+    {1795742797, "2026-11-27T01:26:37Z"},   {0, "1970-01-01T00:00:00Z"},
+    {-1, "1969-12-31T23:59:59Z"},           {951782400, "2000-02-29T00:00:00Z"},
+    {1709251199, "2024-02-29T23:59:59Z"},   {4107542400, "2100-03-01T00:00:00Z"},
+    {-62135596800, "0001-01-01T00:00:00Z"}, {253402300799, "9999-12-31T23:59:59Z"},
     {-62167219200, "0000-01-01T00:00:00Z"},
 };
 
@@ -137,8 +137,8 @@ static void test_string_lossy(void **state)
         const char *in, *want;
     } cases[] = {
         {"plain", "plain"},
-        {"b\xc3\xbc" "cher", "b\xc3\xbc" "cher"},
-        {"a\xff" "b", "a\xef\xbf\xbd" "b"},
+        {"b\303\274cher", "b\303\274cher"},
+        {"a\377b", "a\357\277\275b"},
         /* overlong '/' */
         {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
         /* truncated sequence at the end */
@@ -164,14 +164,10 @@ static void test_string_lossy(void **state)
 }
 
 static const struct json_field domain_spec[] = {
-    {"name", JSON_FIELD_STRING, true},
-    {"alt_names", JSON_FIELD_STRING_ARRAY, false},
-    {"challenge", JSON_FIELD_STRING, false},
-    {"count", JSON_FIELD_INTEGER, false},
-    {"ratio", JSON_FIELD_NUMBER, false},
-    {"purge", JSON_FIELD_BOOLEAN, false},
-    {"detail", JSON_FIELD_OBJECT, false},
-    {"list", JSON_FIELD_ARRAY, false},
+    {"name", JSON_FIELD_STRING, true},       {"alt_names", JSON_FIELD_STRING_ARRAY, false},
+    {"challenge", JSON_FIELD_STRING, false}, {"count", JSON_FIELD_INTEGER, false},
+    {"ratio", JSON_FIELD_NUMBER, false},     {"purge", JSON_FIELD_BOOLEAN, false},
+    {"detail", JSON_FIELD_OBJECT, false},    {"list", JSON_FIELD_ARRAY, false},
 };
 #define SPEC_N (sizeof(domain_spec) / sizeof(domain_spec[0]))
 
@@ -231,8 +227,7 @@ static void test_fields(void **state)
           "field 'purge' must be true or false");
     check("{\"name\":\"a\",\"detail\":[]}", -EINVAL, "detail", false,
           "field 'detail' must be an object");
-    check("{\"name\":\"a\",\"list\":{}}", -EINVAL, "list", false,
-          "field 'list' must be an array");
+    check("{\"name\":\"a\",\"list\":{}}", -EINVAL, "list", false, "field 'list' must be an array");
     check("{\"purge\":1,\"name\":\"a\",\"count\":\"x\"}", -EINVAL, "count", false,
           "field 'count' must be an integer");
 
@@ -250,8 +245,7 @@ static void test_fields_edges(void **state)
     bool unknown;
 
     /* NULL object and optional outputs */
-    assert_int_equal(json_check_fields(NULL, domain_spec, SPEC_N, NULL, 0, NULL, NULL),
-                     -EINVAL);
+    assert_int_equal(json_check_fields(NULL, domain_spec, SPEC_N, NULL, 0, NULL, NULL), -EINVAL);
     obj = json_pack("{s:s}", "name", "a");
     assert_int_equal(json_check_fields(obj, domain_spec, SPEC_N, NULL, 0, NULL, NULL), 0);
     json_decref(obj);
@@ -262,9 +256,8 @@ static void test_fields_edges(void **state)
     snprintf(body, sizeof(body), "{\"%s\":1}", key);
     obj = json_loads(body, 0, NULL);
     assert_non_null(obj);
-    assert_int_equal(json_check_fields(obj, domain_spec, SPEC_N, err, sizeof(err), &field,
-                                       &unknown),
-                     -EINVAL);
+    assert_int_equal(
+        json_check_fields(obj, domain_spec, SPEC_N, err, sizeof(err), &field, &unknown), -EINVAL);
     assert_true(unknown);
     assert_string_equal(field, key);
     assert_true(strlen(err) < 100);
@@ -278,8 +271,7 @@ static void test_fields_edges(void **state)
 
     /* an empty spec refuses every member */
     obj = json_pack("{s:i}", "a", 1);
-    assert_int_equal(json_check_fields(obj, NULL, 0, err, sizeof(err), &field, &unknown),
-                     -EINVAL);
+    assert_int_equal(json_check_fields(obj, NULL, 0, err, sizeof(err), &field, &unknown), -EINVAL);
     assert_string_equal(field, "a");
     json_decref(obj);
     obj = json_object();
@@ -290,12 +282,9 @@ static void test_fields_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_time_format),
-        cmocka_unit_test(test_time_or_null),
-        cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_time_parse_refused),
-        cmocka_unit_test(test_string_lossy),
-        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_time_format),  cmocka_unit_test(test_time_or_null),
+        cmocka_unit_test(test_time_parse),   cmocka_unit_test(test_time_parse_refused),
+        cmocka_unit_test(test_string_lossy), cmocka_unit_test(test_fields),
         cmocka_unit_test(test_fields_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,15 +52,14 @@ static void test_table(void **state)
 
 static void test_new(void **state)
 {
-    json_t *doc = problem_new(PROBLEM_INVALID_NAME, "name '%s': %s", "a..example.com",
-                              "empty label");
+    json_t *doc =
+        problem_new(PROBLEM_INVALID_NAME, "name '%s': %s", "a..example.com", "empty label");
 
     assert_non_null(doc);
     assert_int_equal(json_object_size(doc), 4);
     assert_string_equal(json_string_value(json_object_get(doc, "type")),
                         "urn:certd:problem:invalid-name");
-    assert_string_equal(json_string_value(json_object_get(doc, "title")),
-                        "Invalid domain name");
+    assert_string_equal(json_string_value(json_object_get(doc, "title")), "Invalid domain name");
     assert_true(json_is_integer(json_object_get(doc, "status")));
     assert_int_equal(json_integer_value(json_object_get(doc, "status")), 400);
     assert_string_equal(json_string_value(json_object_get(doc, "detail")),
@@ -118,8 +117,8 @@ static void test_describe(void **state)
              "\"detail\":\"domain 'a.example' exists\"}",
              buf, sizeof(buf));
     assert_string_equal(buf, "domain 'a.example' exists");
-    describe("{\"type\":\"urn:certd:problem:conflict\",\"title\":\"Conflict\",\"detail\":\"\"}", buf,
-             sizeof(buf));
+    describe("{\"type\":\"urn:certd:problem:conflict\",\"title\":\"Conflict\",\"detail\":\"\"}",
+             buf, sizeof(buf));
     assert_string_equal(buf, "Conflict");
     describe("{\"type\":\"urn:certd:problem:conflict\",\"detail\":17}", buf, sizeof(buf));
     assert_string_equal(buf, "urn:certd:problem:conflict");
@@ -188,8 +187,8 @@ static void test_describe_bounded(void **state)
     for (int i = 0; i < 50; i++) {
         char name[32];
         snprintf(name, sizeof(name), "n%d.example", i);
-        json_array_append_new(subs, json_pack("{s:s, s:{s:s, s:s}}", "detail", "bad",
-                                              "identifier", "type", "dns", "value", name));
+        json_array_append_new(subs, json_pack("{s:s, s:{s:s, s:s}}", "detail", "bad", "identifier",
+                                              "type", "dns", "value", name));
     }
     json_object_set_new(doc, "subproblems", subs);
 

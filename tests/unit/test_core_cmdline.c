@@ -172,10 +172,14 @@ static void test_free_null(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_words),  cmocka_unit_test(test_quotes),
-        cmocka_unit_test(test_empty_quoted_words), cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_no_expansion), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_bounds),       cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_plain_words),
+        cmocka_unit_test(test_quotes),
+        cmocka_unit_test(test_empty_quoted_words),
+        cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_no_expansion),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_free_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

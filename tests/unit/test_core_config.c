@@ -495,9 +495,10 @@ static void test_bad_values(void **state)
     expect_error("[daemon]\nsocket_mode =\n", 2, "octal mode");
     expect_error("[daemon]\nstate_dir = var/lib/certd\n", 2, "expected an absolute path");
     expect_error("[daemon]\nstate_dir =\n", 2, "expected an absolute path");
-    expect_error("[daemon]\nsocket = /run/certd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
-                 2, "at most 107 bytes");
+    expect_error(
+        "[daemon]\nsocket = /run/certd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+        2, "at most 107 bytes");
     expect_error("[ca.x]\ndirectory = https://a.example/\nca_bundle = ca.pem\n", 3,
                  "absolute path");
     expect_error("[daemon]\nsocket_group =\n", 2, "expected a user or group name");
@@ -528,8 +529,8 @@ static void test_bad_values(void **state)
                  "expected a boolean");
     for (unsigned i = 0; i < 2; i++) {
         static const char *const bad[] = {
-            "1.2.3.4", "1.2.3.4:0", "1.2.3.4:65536", "::1:80", "[::1]80", "[::1]:",
-            "host.example:80", "1.2.3:80", "[1.2.3.4]:80", "1.2.3.4: 80", ":80", "[]:80",
+            "1.2.3.4",         "1.2.3.4:0", "1.2.3.4:65536", "::1:80",      "[::1]80", "[::1]:",
+            "host.example:80", "1.2.3:80",  "[1.2.3.4]:80",  "1.2.3.4: 80", ":80",     "[]:80",
         };
         const char *sec = i == 0 ? "challenge.http-01" : "challenge.tls-alpn-01";
         for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
@@ -547,8 +548,9 @@ static void test_bad_values(void **state)
 static void test_ca_whole_section_checks(void **state)
 {
     /* errors found after the section is read point at its header */
-    expect_error("[acme]\ncontact = mailto:a@b.example\n\n[ca.mine]\ncontact = mailto:x@y.example\n",
-                 4, "section [ca.mine] needs a directory URL");
+    expect_error(
+        "[acme]\ncontact = mailto:a@b.example\n\n[ca.mine]\ncontact = mailto:x@y.example\n", 4,
+        "section [ca.mine] needs a directory URL");
     expect_error("[ca.mine]\ndirectory = https://a.example/\neab_kid = k1\n", 1,
                  "eab_kid and eab_hmac_key go together");
     expect_error("\n[ca.letsencrypt]\neab_hmac_key = c2VjcmV0\n", 2,
@@ -577,15 +579,21 @@ static void test_eab_secret_never_echoed(void **state)
     char text[512], msg[1024];
 
     /* invalid secret value */
-    snprintf(text, sizeof(text), "[ca.x]\ndirectory = https://a.example/\neab_kid = k\n"
-                                 "eab_hmac_key = %s!!\n", secret);
-    expect_error_msg(text, 4, "invalid value for eab_hmac_key in section [ca.x]: expected a "
-                              "base64url-encoded key", msg, sizeof(msg));
+    snprintf(text, sizeof(text),
+             "[ca.x]\ndirectory = https://a.example/\neab_kid = k\n"
+             "eab_hmac_key = %s!!\n",
+             secret);
+    expect_error_msg(text, 4,
+                     "invalid value for eab_hmac_key in section [ca.x]: expected a "
+                     "base64url-encoded key",
+                     msg, sizeof(msg));
     assert_null(strstr(msg, "SuperSecret"));
 
     /* valid secret, error elsewhere in the section */
-    snprintf(text, sizeof(text), "[ca.x]\ndirectory = https://a.example/\n"
-                                 "eab_hmac_key = %s\n", secret);
+    snprintf(text, sizeof(text),
+             "[ca.x]\ndirectory = https://a.example/\n"
+             "eab_hmac_key = %s\n",
+             secret);
     expect_error_msg(text, 1, "go together", msg, sizeof(msg));
     assert_null(strstr(msg, "SuperSecret"));
 
@@ -614,17 +622,23 @@ static void test_parse_duration(void **state)
         const char *in;
         uint64_t want;
     } ok[] = {
-        {"0", 0},      {"90", 90},        {"30s", 30},           {"5m", 300},
-        {"2h", 7200},  {"7d", 604800},    {"4294967295", 4294967295ULL},
-        {"49710d", 49710ULL * 86400},     {"007", 7},
+        {"0", 0},
+        {"90", 90},
+        {"30s", 30},
+        {"5m", 300},
+        {"2h", 7200},
+        {"7d", 604800},
+        {"4294967295", 4294967295ULL},
+        {"49710d", 49710ULL * 86400},
+        {"007", 7},
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         uint64_t v = 12345;
         assert_int_equal(config_parse_duration(ok[i].in, &v), 0);
         assert_int_equal(v, ok[i].want);
     }
-    static const char *const bad[] = {"", "s", "5x", "5mm", "-5", " 5", "5 ", "5 m", "1h30m",
-                                      "+5", "5S", "0x10", "1.5h"};
+    static const char *const bad[] = {"",    "s",     "5x", "5mm", "-5",   " 5",  "5 ",
+                                      "5 m", "1h30m", "+5", "5S",  "0x10", "1.5h"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t v = 12345;
         assert_int_equal(config_parse_duration(bad[i], &v), -EINVAL);
@@ -636,6 +650,64 @@ static void test_parse_duration(void **state)
     assert_int_equal(config_parse_duration("49711d", &v), -ERANGE);
     assert_int_equal(config_parse_duration("99999999999999999999999h", &v), -ERANGE);
     assert_int_equal(v, 1);
+}
+
+/* The shipped example must load as it is (all defaults), and with every key uncommented. */
+static void test_example_file(void **state)
+{
+    const char *src = getenv("CERTD_SOURCE_DIR");
+    char path[4096];
+    if (src && *src) {
+        snprintf(path, sizeof(path), "%s/packaging/certd.conf.example", src);
+    } else {
+        /* run outside ctest: find the tree from this file's own (absolute) path */
+        const char *tail = strstr(__FILE__, "tests/unit/");
+        int len = tail ? (int)(tail - __FILE__) : 0;
+        snprintf(path, sizeof(path), "%.*spackaging/certd.conf.example", len, __FILE__);
+    }
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    static char text[64 * 1024], uncommented[64 * 1024];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+
+    struct config *cfg = load_ok(text), *def = NULL;
+    assert_int_equal(config_defaults(&def), 0);
+    assert_string_equal(cfg->daemon.state_dir, def->daemon.state_dir);
+    assert_string_equal(cfg->daemon.socket, def->daemon.socket);
+    assert_int_equal(cfg->daemon.socket_mode, def->daemon.socket_mode);
+    assert_string_equal(cfg->acme.default_ca, def->acme.default_ca);
+    assert_int_equal(cfg->ca_count, def->ca_count);
+    assert_int_equal(cfg->challenge.dns01_timeout, def->challenge.dns01_timeout);
+    config_free(def);
+    config_free(cfg);
+
+    /* "#key = value" and "#[section]" lines are settings; "# text" lines stay comments */
+    size_t o = 0, keys = 0;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        if (p[0] == '#' && len > 1 && p[1] != ' ' && p[1] != '\n') {
+            p++;
+            len--;
+            keys++;
+        }
+        memcpy(uncommented + o, p, len);
+        o += len;
+        p += len;
+    }
+    uncommented[o] = '\0';
+    assert_true(keys >= 27);
+    cfg = load_ok(uncommented);
+    assert_string_equal(cfg->daemon.socket_group, "certd");
+    assert_string_equal(cfg->challenge.dns01_hook,
+                        "/usr/local/lib/certd/dns-hook --zone example.com");
+    const struct config_ca *ex = config_find_ca(cfg, "example");
+    assert_non_null(ex);
+    assert_non_null(ex->eab_hmac_key);
+    assert_true(config_find_ca(cfg, "letsencrypt")->terms_agreed);
+    config_free(cfg);
 }
 
 int main(void)
@@ -657,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_dns_hook_checked_at_load),
         cmocka_unit_test(test_eab_secret_never_echoed),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_example_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

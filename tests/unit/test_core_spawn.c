@@ -86,10 +86,9 @@ static void test_capture(void **state)
     assert_int_equal(res.out_len, 0);
 
     /* more than a pipe buffer on both streams at once: no deadlock, nothing lost */
-    assert_int_equal(
-        run_sh("head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2; echo end", 10000,
-               1 << 20, &res),
-        0);
+    assert_int_equal(run_sh("head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2; echo end",
+                            10000, 1 << 20, &res),
+                     0);
     assert_int_equal(res.exit_status, 0);
     assert_int_equal(res.out_len, 300004);
     assert_int_equal(res.err_len, 200000);
@@ -102,9 +101,9 @@ static void test_output_cap(void **state)
     struct spawn_result res;
     int64_t t0 = now_ms();
     /* the child writes far more than the cap and must still run to completion */
-    assert_int_equal(run_sh("head -c 1000000 /dev/zero | tr '\\0' a; echo done >&2; exit 3",
-                            10000, 1000, &res),
-                     0);
+    assert_int_equal(
+        run_sh("head -c 1000000 /dev/zero | tr '\\0' a; echo done >&2; exit 3", 10000, 1000, &res),
+        0);
     assert_true(now_ms() - t0 < 8000);
     assert_false(res.timed_out);
     assert_int_equal(res.exit_status, 3);
@@ -212,8 +211,7 @@ static void test_fds_not_inherited(void **state)
     assert_int_equal(fcntl(47, F_GETFD) & FD_CLOEXEC, 0);
 
     struct spawn_result res;
-    assert_int_equal(run_sh("for f in /proc/$$/fd/*; do echo \"${f##*/}\"; done", 5000, 4096,
-                            &res),
+    assert_int_equal(run_sh("for f in /proc/$$/fd/*; do echo \"${f##*/}\"; done", 5000, 4096, &res),
                      0);
     assert_int_equal(res.exit_status, 0);
     /* stdio is there (so the listing works) and nothing above it that we opened */
