@@ -6,9 +6,13 @@
  *   2. take the exclusive lock in state_dir: a second certd on the same state stops here and
  *      touches nothing, not even the live socket;
  *   3. open the database and apply migrations;
- *   4. bind the API socket (umask tightened before bind);
+ *   4. bind the API socket (umask tightened before bind) and the challenge responders'
+ *      ports (80 and 443 need root or CAP_NET_BIND_SERVICE);
  *   5. if [daemon] user is set and we are root, hand our files to that user and drop to it;
- *   6. serve; tell systemd READY=1.
+ *   6. start the scheduler (it first cleans up after a crash and resumes unfinished orders),
+ *      then serve the API; tell systemd READY=1.
+ * Shutdown runs the other way: the API stops taking requests, the scheduler interrupts waiting
+ * orders (they resume at the next start), the responders close.
  * Signals are taken synchronously by the main thread (sigwaitinfo): SIGTERM/SIGINT stop,
  * SIGHUP reloads the configuration.
  */
@@ -27,10 +31,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "acme/responders.h"
 #include "api/api.h"
 #include "core/confhold.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 
 #define LOCK_FILE "certd.lock"
@@ -43,6 +51,8 @@ struct daemon_state {
     int lock_fd;
     struct store *store;
     int listen_fd;
+    struct responders *responders;
+    struct scheduler *scheduler;
     struct api_server *api;
     struct api_context api_ctx;
 };
@@ -272,6 +282,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before any thread exists: libcurl's global state is not thread-safe to set up. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
     struct daemon_state d = {.lock_fd = -1, .listen_fd = -1};
     int exit_code = 1;
     d.state_dir = strdup(cfg->daemon.state_dir);
@@ -321,14 +334,28 @@ int main(int argc, char **argv)
         }
     }
 
+    {
+        const struct config *c = config_holder_get(d.config);
+        rc = responders_start(c, &d.responders, err, sizeof(err));
+        config_holder_put(d.config, c);
+        if (rc < 0) {
+            log_error("%s", err);
+            goto out_unlink;
+        }
+    }
+
     /* 5. privileges */
     if (user && geteuid() == 0 && drop_privileges(&d, user) < 0)
         goto out_unlink;
 
     /* 6. serve */
+    if (scheduler_start(d.store, d.config, d.responders, &d.scheduler) < 0)
+        goto out_unlink;
     d.api_ctx = (struct api_context){
         .store = d.store,
         .config = d.config,
+        .scheduler = d.scheduler,
+        .responders = d.responders,
         .started_at = (int64_t)time(NULL),
         .daemon_uid = geteuid(),
     };
@@ -341,12 +368,16 @@ int main(int argc, char **argv)
         exit_code = 0;
     sd_notify(0, "STOPPING=1");
     api_server_stop(d.api);
+    scheduler_stop(d.scheduler);
+    d.scheduler = NULL;
     record_event(&d, "daemon.stopped", NULL);
     log_notice("certd stopped");
 
 out_unlink:
     unlink(d.socket_path);
 out:
+    scheduler_stop(d.scheduler);
+    responders_stop(d.responders);
     if (d.listen_fd >= 0)
         close(d.listen_fd);
     store_close(d.store);
@@ -356,5 +387,6 @@ out:
     free(user);
     free(d.state_dir);
     free(d.socket_path);
+    curl_global_cleanup();
     return exit_code;
 }

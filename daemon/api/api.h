@@ -8,11 +8,15 @@
 
 struct store;
 struct config_holder;
+struct scheduler;
+struct responders;
 
 /* What request handlers may reach. Borrowed by the server; outlives it. */
 struct api_context {
     struct store *store;
     struct config_holder *config;
+    struct scheduler *scheduler;    /* poked when the plan changes */
+    struct responders *responders;  /* http-01 tokens for fleet proxies */
     int64_t started_at;     /* Unix seconds */
     uid_t daemon_uid;       /* after any privilege drop */
 };

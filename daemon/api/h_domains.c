@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "crypto/keys.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 
 #define LIST_DEFAULT_LIMIT 100
@@ -301,6 +302,7 @@ enum MHD_Result h_domains_create(struct api_request *req, const char *param)
     }
     log_info("domain %s added by %s (%s, %s, ca %s)", name, req->caller.actor, d.challenge,
              d.key_type, d.ca);
+    scheduler_poke(req->ctx->scheduler); /* its first order is due now */
     snprintf(location, sizeof(location), "/v1/domains/%s", name);
     rc = api_respond_json_steal(req, MHD_HTTP_CREATED, domain_json(req->ctx->store, stored),
                                 location);

@@ -88,6 +88,11 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param);
 enum MHD_Result h_domain_delete(struct api_request *req, const char *param);
 enum MHD_Result h_domain_history(struct api_request *req, const char *param);
 enum MHD_Result h_events_list(struct api_request *req, const char *param);
+enum MHD_Result h_domain_renew(struct api_request *req, const char *param);
+enum MHD_Result h_domain_certificate(struct api_request *req, const char *param);
+enum MHD_Result h_domain_key(struct api_request *req, const char *param);
+enum MHD_Result h_domain_order(struct api_request *req, const char *param);
+enum MHD_Result h_challenge_http01(struct api_request *req, const char *param);
 
 /* ---- router.c ---- */
 

@@ -21,6 +21,11 @@ static const struct route routes[] = {
     {"PATCH", "/v1/domains/{}", h_domain_patch, ROLE_ADMIN},
     {"DELETE", "/v1/domains/{}", h_domain_delete, ROLE_ADMIN},
     {"GET", "/v1/domains/{}/history", h_domain_history, ROLE_ADMIN},
+    {"POST", "/v1/domains/{}/renew", h_domain_renew, ROLE_ADMIN},
+    {"GET", "/v1/domains/{}/certificate", h_domain_certificate, ROLE_ADMIN},
+    {"GET", "/v1/domains/{}/key", h_domain_key, ROLE_ADMIN},
+    {"GET", "/v1/domains/{}/order", h_domain_order, ROLE_ADMIN},
+    {"GET", "/v1/challenges/http-01/{}", h_challenge_http01, ROLE_ADMIN},
     {"GET", "/v1/events", h_events_list, ROLE_ADMIN},
 };
 

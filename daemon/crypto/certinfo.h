@@ -30,7 +30,9 @@ struct cert_info {
  * Parses PEM, a chain leaf first, and checks that it is one: every certificate is signed by the
  * next one (signature verified, issuer/subject names matching). It does not check trust anchors
  * or time validity. On success fills *INFO (freed with cert_info_free). -EINVAL with a one-line
- * reason in ERR for anything else (not PEM, empty, a broken chain, no SAN ...).
+ * reason in ERR for anything else (not PEM, empty, a broken chain, no SAN ...), -ENOMEM. On
+ * failure *INFO is left zeroed, so cert_info_free on it is harmless. Limits: PEM up to 1 MiB, at
+ * most 16 certificates.
  */
 int cert_chain_inspect(const char *pem, struct cert_info *info, char *err, size_t errsz);
 void cert_info_free(struct cert_info *info);
@@ -42,9 +44,13 @@ void cert_info_free(struct cert_info *info);
 int cert_chain_split(const char *pem, char **leaf_pem, char **rest_pem);
 
 /*
- * Verifies PEM (a chain, leaf first) against the trust anchors in ROOTS_PEM (one or more
- * certificates) at time NOW. 0 when it verifies; -EINVAL with the GnuTLS verification status
- * text in ERR otherwise.
+ * Verifies PEM (a chain, leaf first, in order: each certificate signed by the next, as
+ * cert_chain_inspect checks) against the trust anchors in ROOTS_PEM (one or more certificates)
+ * at time NOW. 0 when it verifies; -EINVAL with the GnuTLS verification status text (or the
+ * chain-order reason) in ERR otherwise, -ENOMEM. GnuTLS 3.7 cannot verify at a given time, so signatures and
+ * constraints are GnuTLS's and the validity periods are checked by us at NOW along the path
+ * GnuTLS uses: each chain certificate up to the first one a trust anchor signed, and that
+ * anchor (an expired cross-sign beyond a trusted root does not matter, as in GnuTLS).
  */
 int cert_chain_verify(const char *pem, const char *roots_pem, int64_t now, char *err,
                       size_t errsz);

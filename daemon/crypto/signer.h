@@ -37,6 +37,13 @@ json_t *signer_jwk(const struct signer *s);
 int signer_thumbprint(const struct signer *s, char out[SIGNER_THUMBPRINT_SIZE]);
 
 /*
+ * RFC 7638 thumbprint of any public JWK (not only ours): "EC" keys hash {crv,kty,x,y}, "RSA" keys
+ * {e,kty,n}, every required member a string; other members are ignored (§3.2). -EINVAL for a
+ * missing or non-string required member or another kty, -ENOMEM. OUT is written on success only.
+ */
+int jwk_thumbprint(const json_t *jwk, char out[SIGNER_THUMBPRINT_SIZE]);
+
+/*
  * Signs DATA with the algorithm of signer_alg. For ECDSA the result is the JWS form r||s, each
  * integer left-padded to the curve size (RFC 7518 §3.4: 64 bytes for ES256, 96 for ES384), not
  * DER. For RSA it is the PKCS#1 v1.5 SHA-256 signature. *SIG is malloc'd (caller frees).

@@ -55,6 +55,7 @@ struct store_domain {
     char *ca;                /* CA name from config */
     char *status;            /* DOMAIN_STATUS_* */
     int64_t next_renewal_at;
+    int64_t next_attempt_at; /* when the scheduler next starts an order; 0: nothing planned */
     int failure_count;
     char *last_error;        /* may be NULL */
     int64_t created_at;
@@ -83,6 +84,7 @@ struct store_cert {
     int64_t id;
     int64_t domain_id;
     int64_t key_id;
+    int64_t order_id;        /* the order that produced it, 0 if none (or purged) */
     char *serial;            /* hex, lower case */
     int64_t not_before;
     int64_t not_after;
@@ -92,6 +94,7 @@ struct store_cert {
     char *status;            /* CERT_STATUS_* */
     int64_t created_at;
     int64_t revoked_at;
+    int revocation_reason;   /* RFC 5280 §5.3.1 CRLReason; meaningful only when revoked */
 };
 
 /* ---- lifecycle ---- */
@@ -116,8 +119,9 @@ int store_schema_latest(void);
  * private key KEY (KEY->pem and KEY->public_key_sha256 required; KEY->key_type defaults to
  * D->key_type), stored as the domain's current key. A removed domain of the same name is brought
  * back with D's settings: its history is kept, its older keys become superseded and its active
- * certificate (issued for an older key) superseded. -EEXIST when a managed domain already has
- * that name. On success *OUT (optional) is the stored domain.
+ * certificate (issued for an older key) superseded. Either way next_attempt_at becomes now: the
+ * first issuance is queued. -EEXIST when a managed domain already has that name. On success *OUT
+ * (optional) is the stored domain.
  */
 int store_domain_add(struct store *st, const struct store_domain *d, const struct store_key *key,
                      const struct store_event_in *ev, struct store_domain **out);
@@ -200,26 +204,33 @@ struct store_account {
  * The account for CA NAME, with its key PEM. -ENOENT when there is none yet. An account made
  * for another directory URL than DIRECTORY_URL (the config changed) is -ENOENT as well: the
  * caller creates a fresh one, which replaces it (the old row's key is kept nowhere else, which is
- * fine: an account key is only an identity).
+ * fine: an account key is only an identity). -EINVAL when CA or DIRECTORY_URL is missing.
  */
 int store_account_get(struct store *st, const char *ca, const char *directory_url,
                       struct store_account **out);
 
 /*
- * Creates or replaces the account of A->ca (ensuring the cas row for A->directory_url), with
- * key, status "pending" or as given, URL and contact. Used before newAccount so the key is
- * written before it is used.
+ * Creates or replaces the account of A->ca (ensuring the cas row for A->directory_url, whose
+ * directory_url is updated when the configuration changed it), with key, status "pending" or as
+ * given, URL and contact. Used before newAccount so the key is written before it is used.
+ * A->ca, A->directory_url, A->key_type and A->key_pem are required, A->contact_json must be a
+ * JSON array when given (-EINVAL otherwise). A replaced account's row goes away with its key,
+ * and the orders made with it keep no account (their account_id reads 0): the new account is a
+ * different identity at the CA, which an order must not be resumed with. Read the new row (and
+ * its id, which may equal the old one) back with store_account_get.
  */
 int store_account_put(struct store *st, const struct store_account *a,
                       const struct store_event_in *ev);
 
-/* Updates URL, status, contact (and the key, when KEY_PEM is not NULL: key rollover) of the
- * account of CA. -ENOENT when there is none. */
+/* Updates URL, status, contact (and the key, when KEY_PEM is not NULL: key rollover, KEY_TYPE
+ * then required) of the account of CA. A NULL ACCOUNT_URL, STATUS or CONTACT_JSON leaves that
+ * field as it is. -ENOENT when there is none, -EINVAL for an unknown status or a contact that is
+ * not a JSON array. */
 int store_account_update(struct store *st, const char *ca, const char *account_url,
                          const char *status, const char *contact_json, const char *key_type,
                          const char *key_pem, const struct store_event_in *ev);
 
-/* Every account, without key PEM. */
+/* Every account, without key PEM, ordered by CA name. */
 int store_account_list(struct store *st, struct store_account ***out, size_t *count);
 void store_account_list_free(struct store_account **list, size_t count);
 void store_account_free(struct store_account *a);
@@ -247,12 +258,19 @@ struct store_order {
                                 certificate stored, or given up on */
 };
 
-/* Creates an order (status "new") for the domain; *ID_OUT its id. */
+/*
+ * Creates an order (status "new", not finished) for O->domain_id with O->ca, O->key_id,
+ * O->names_json (a JSON array) and, when given, account_id, url, step, finalize_url,
+ * certificate_url, replaces and expires_at; *ID_OUT its id. -ENOENT when the domain is missing
+ * or removed, -EINVAL when the key or the account does not fit (the key must be the domain's).
+ */
 int store_order_create(struct store *st, const struct store_order *o,
                        const struct store_event_in *ev, int64_t *id_out);
 
-/* Writes every mutable field of O (url, status, step, finalize_url, certificate_url, key_id,
- * error_json, expires_at, finished) by O->id. EV may be NULL (no event for routine steps). */
+/* Writes every mutable field of O (account_id, url, status, step, finalize_url,
+ * certificate_url, key_id, error_json, expires_at, finished) by O->id; domain, CA, names and
+ * replaces are fixed at creation. EV may be NULL (no event for routine steps). -ENOENT when
+ * there is no such order, -EINVAL for an unknown status or a key of another domain. */
 int store_order_update(struct store *st, const struct store_order *o,
                        const struct store_event_in *ev);
 
@@ -277,65 +295,76 @@ struct store_challenge {
     int64_t created_at;
 };
 
-/* Records a published response (before it is published: a crash then errs on cleaning up). */
+/* Records a published response (before it is published: a crash then errs on cleaning up).
+ * Every string field is required; -ENOENT when the order does not exist. No event: routine. */
 int store_challenge_add(struct store *st, const struct store_challenge *c, int64_t *id_out);
-/* Forgets a response once it has been withdrawn. */
+/* Forgets a response once it has been withdrawn. -ENOENT when it is not recorded. */
 int store_challenge_delete(struct store *st, int64_t id);
-/* Every recorded response: of ORDER_ID, or of all orders when ORDER_ID is 0. */
+/* Every recorded response, oldest first: of ORDER_ID, or of all orders when ORDER_ID is 0. */
 int store_challenge_list(struct store *st, int64_t order_id, struct store_challenge ***out,
                          size_t *count);
-/* The http-01 key authorisation for TOKEN; -ENOENT when no live order published it. */
+/* The http-01 key authorisation for TOKEN (malloc'd); -ENOENT when no unfinished order
+ * published it (a finished order's leftovers are never served). */
 int store_challenge_find_token(struct store *st, const char *token, char **key_auth_out);
 void store_challenge_list_free(struct store_challenge **list, size_t count);
 
-/* ---- issuance outcomes ---- */
+/* ---- issuance outcomes ----
+ * These refuse a domain that is missing or removed with -ENOENT: a worker that finishes after
+ * its domain was removed must not bring the domain back. */
 
 /*
  * Stores a new certificate C (chain_pem required) for its domain in one transaction: the
  * previous active certificate becomes superseded, C becomes active, the domain becomes active
- * with failure_count 0, last_error NULL, next_renewal_at and next_attempt_at = NEXT_RENEWAL_AT,
- * and the order C->order_id (if any) finished with status valid. *ID_OUT is C's id.
+ * with failure_count 0, last_error NULL, next_renewal_at and next_attempt_at = NEXT_RENEWAL_AT
+ * (required, > 0), and the order C->order_id (if not 0) finished with status valid. *ID_OUT
+ * (optional) is C's id. -EINVAL when C->key_id or C->order_id is not one of the domain's.
  */
 int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_renewal_at,
                    const struct store_event_in *ev, int64_t *id_out);
 
-/* The certificate with SERIAL (lower-case hex), with chain PEM; -ENOENT when none. */
+/* The certificate with SERIAL (lower-case hex), with chain PEM; -ENOENT when none. Should two
+ * CAs have used the same serial, the newest certificate. */
 int store_cert_get_by_serial(struct store *st, const char *serial, struct store_cert **out);
 
-/* Marks certificate ID revoked with REASON (RFC 5280 code) at REVOKED_AT. */
+/* Marks certificate ID revoked with REASON (RFC 5280 §5.3.1 code: 0-10 except 7) at REVOKED_AT
+ * (> 0). When it was the domain's active certificate, an active domain falls back to pending
+ * (it has no usable certificate; scheduling a new one is the caller's business). -ENOENT when
+ * there is no such certificate. */
 int store_cert_set_revoked(struct store *st, int64_t id, int reason, int64_t revoked_at,
                            const struct store_event_in *ev);
 
 /*
  * Adds a new private key for DOMAIN_ID and makes it current (the previous current one becomes
- * superseded), e.g. for key rotation or after a key compromise. *ID_OUT is its id.
+ * superseded), e.g. for key rotation or after a key compromise. K->pem and K->public_key_sha256
+ * are required, K->key_type defaults to the domain's. *ID_OUT (optional) is its id.
  */
 int store_key_add(struct store *st, int64_t domain_id, const struct store_key *k,
                   const struct store_event_in *ev, int64_t *id_out);
 
 /*
- * Records a failed attempt: failure_count + 1, last_error ERROR, status "failed" when the domain
- * has no active certificate (it stays "active" otherwise: the current certificate still serves),
- * next_attempt_at NEXT_ATTEMPT_AT.
+ * Records a failed attempt: failure_count + 1, last_error ERROR (required; cut to the store's
+ * text limit rather than refused, so a failure is always recorded), status "failed" when the
+ * domain has no active certificate (it stays "active" otherwise: the current certificate still
+ * serves), next_attempt_at NEXT_ATTEMPT_AT (0: no retry planned).
  */
 int store_domain_record_failure(struct store *st, int64_t domain_id, const char *error,
                                 int64_t next_attempt_at, const struct store_event_in *ev);
 
-/* Sets next_attempt_at (and next_renewal_at when NEXT_RENEWAL_AT is not 0) of DOMAIN_ID, e.g.
- * "renew now" through the API. */
+/* Sets next_attempt_at (0 clears it) and next_renewal_at when NEXT_RENEWAL_AT is not 0 of
+ * DOMAIN_ID, e.g. "renew now" through the API. */
 int store_domain_schedule(struct store *st, int64_t domain_id, int64_t next_attempt_at,
                           int64_t next_renewal_at, const struct store_event_in *ev);
 
 /*
- * Managed domains whose next_attempt_at is set and <= NOW, earliest first, at most LIMIT, by
- * id (*IDS malloc'd). Uses the next_attempt_at index: the cost does not grow with the number of
- * domains that are not due.
+ * Managed domains whose next_attempt_at is set and <= NOW, earliest first (ties by id), at most
+ * LIMIT, by id (*IDS malloc'd, NULL when COUNT is 0). Uses the next_attempt_at index: the cost
+ * does not grow with the number of domains that are not due.
  */
 int store_domains_due(struct store *st, int64_t now, size_t limit, int64_t **ids, size_t *count);
 /* The earliest next_attempt_at among managed domains, 0 when none is set. */
 int store_next_due(struct store *st, int64_t *when);
 
-/* The domain with id ID (removed ones too). */
+/* The domain with id ID (removed ones too); -ENOENT when there is none. */
 int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain **out);
 
 /* ---- counters for GET /v1/health and certctl status ---- */

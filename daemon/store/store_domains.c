@@ -11,7 +11,7 @@
 
 #define DOMAIN_COLUMNS                                                                             \
     "id, name, challenge, key_type, ca, status, next_renewal_at, failure_count, last_error,"       \
-    " created_at, updated_at"
+    " created_at, updated_at, next_attempt_at"
 
 static bool text_ok(const char *s)
 {
@@ -121,6 +121,7 @@ static int domain_from_row(struct store *st, sqlite3_stmt *s, struct store_domai
     d->failure_count = sqlite3_column_int(s, 7);
     d->created_at = sqlite3_column_int64(s, 9);
     d->updated_at = sqlite3_column_int64(s, 10);
+    d->next_attempt_at = sqlite3_column_int64(s, 11);
     ret = load_alt_names(st, d);
     if (ret < 0)
         goto fail;
@@ -204,10 +205,10 @@ out:
     return ret;
 }
 
-/* Makes KEY the domain's current key; any earlier current key becomes superseded first, so the
- * one-current-key index holds at every statement. */
-static int key_insert_current(struct store *st, int64_t domain_id, const struct store_key *key,
-                              const char *key_type, int64_t now)
+/* Any earlier current key becomes superseded first, so the one-current-key index holds at every
+ * statement. */
+int store_key_insert_current(struct store *st, int64_t domain_id, const struct store_key *key,
+                             const char *key_type, int64_t now, int64_t *id_out)
 {
     sqlite3_stmt *s = NULL;
     int ret = store_prepare(st,
@@ -236,6 +237,8 @@ static int key_insert_current(struct store *st, int64_t domain_id, const struct 
         (ret = store_bind_int64(st, s, 5, now)) < 0)
         goto out;
     ret = store_step_done(st, s, "insert key");
+    if (ret == 0 && id_out)
+        *id_out = sqlite3_last_insert_rowid(st->db);
 out:
     sqlite3_finalize(s);
     return ret;
@@ -243,14 +246,14 @@ out:
 
 /* Brings a removed domain back with D's settings and a clean slate; its keys and certificates
  * stay as history. Its old certificate was issued for a key that is no longer current, so it
- * stops being the active one. */
+ * stops being the active one, and a first issuance is queued as for a new domain. */
 static int domain_revive(struct store *st, int64_t id, const struct store_domain *d, int64_t now)
 {
     sqlite3_stmt *s = NULL;
     int ret = store_prepare(st,
                             "UPDATE domains SET challenge = ?2, key_type = ?3, ca = ?4,"
                             " status = '" DOMAIN_STATUS_PENDING "', next_renewal_at = NULL,"
-                            " failure_count = 0, last_error = NULL, next_attempt_at = NULL,"
+                            " failure_count = 0, last_error = NULL, next_attempt_at = ?5,"
                             " updated_at = ?5 WHERE id = ?1",
                             &s);
     if (ret < 0)
@@ -279,14 +282,15 @@ out:
     return ret;
 }
 
+/* next_attempt_at = now: the new domain's first issuance is due at once. */
 static int domain_insert(struct store *st, const struct store_domain *d, int64_t now,
                          int64_t *id_out)
 {
     sqlite3_stmt *s = NULL;
     int ret = store_prepare(st,
                             "INSERT INTO domains (name, challenge, key_type, ca, status,"
-                            " failure_count, created_at, updated_at)"
-                            " VALUES (?1, ?2, ?3, ?4, '" DOMAIN_STATUS_PENDING "', 0, ?5, ?5)",
+                            " failure_count, next_attempt_at, created_at, updated_at)"
+                            " VALUES (?1, ?2, ?3, ?4, '" DOMAIN_STATUS_PENDING "', 0, ?5, ?5, ?5)",
                             &s);
     if (ret < 0)
         return ret;
@@ -328,8 +332,8 @@ int store_domain_add(struct store *st, const struct store_domain *d, const struc
     if (ret < 0)
         goto fail;
     if ((ret = names_replace(st, id, d)) < 0 ||
-        (ret = key_insert_current(st, id, key, key->key_type ? key->key_type : d->key_type, now)) <
-            0 ||
+        (ret = store_key_insert_current(st, id, key, key->key_type ? key->key_type : d->key_type,
+                                        now, NULL)) < 0 ||
         (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
         goto fail;
     if (out)
@@ -535,6 +539,225 @@ int store_stats(struct store *st, struct store_stats *out)
     out->domains_failed = sqlite3_column_int64(s, 2);
     out->certificates_active = sqlite3_column_int64(s, 3);
     out->next_renewal_at = sqlite3_column_int64(s, 4);
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+/* ---- lookups by id and scheduling ---- */
+
+int store_domain_check_managed(struct store *st, int64_t id, char **key_type)
+{
+    sqlite3_stmt *s = NULL;
+    if (key_type)
+        *key_type = NULL;
+    int ret = store_prepare(st,
+                            "SELECT key_type FROM domains WHERE id = ?1"
+                            " AND status <> '" DOMAIN_STATUS_REMOVED "'",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, id)) < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        if (key_type && (store_col_strdup(s, 0, key_type) < 0 || !*key_type))
+            ret = -ENOMEM;
+    } else if (rc == SQLITE_DONE) {
+        ret = -ENOENT;
+    } else {
+        ret = store_db_error(st, rc, "check domain");
+    }
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain **out)
+{
+    sqlite3_stmt *s = NULL;
+
+    *out = NULL;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st, "SELECT " DOMAIN_COLUMNS " FROM domains WHERE id = ?1", &s);
+    if (ret < 0 || (ret = store_bind_int64(st, s, 1, id)) < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        ret = domain_from_row(st, s, out);
+    else if (rc == SQLITE_DONE)
+        ret = -ENOENT;
+    else
+        ret = store_db_error(st, rc, "get domain by id");
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+/*
+ * A copy of ERR cut to STORE_TEXT_MAX bytes without splitting a UTF-8 sequence. A CA's problem
+ * detail or a hook's stderr can be long, and refusing it would leave the failure unrecorded and
+ * the domain due again at once.
+ */
+static char *error_capped(const char *err)
+{
+    size_t len = strnlen(err, STORE_TEXT_MAX + 1);
+    if (len > STORE_TEXT_MAX) {
+        len = STORE_TEXT_MAX;
+        /* Back off continuation bytes (10xxxxxx), then the lead byte they belonged to. */
+        while (len > 0 && ((unsigned char)err[len] & 0xc0) == 0x80)
+            len--;
+    }
+    return strndup(err, len);
+}
+
+/* UPDATE of a managed domain that fails with -ENOENT when the row is missing or removed. */
+static int update_managed(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int ret = store_step_done(st, s, what);
+    if (ret == 0 && sqlite3_changes(st->db) == 0)
+        ret = -ENOENT;
+    return ret;
+}
+
+int store_domain_record_failure(struct store *st, int64_t domain_id, const char *error,
+                                int64_t next_attempt_at, const struct store_event_in *ev)
+{
+    if (!error || !*error || !ev || next_attempt_at < 0)
+        return -EINVAL;
+    char *msg = error_capped(error);
+    if (!msg)
+        return -ENOMEM;
+
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = NULL;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+    /* The status follows the certificate, not the previous status: a revoked or superseded
+     * certificate no longer serves, an active one does. */
+    ret = store_prepare(st,
+                        "UPDATE domains SET failure_count = failure_count + 1, last_error = ?2,"
+                        " next_attempt_at = ?3, updated_at = ?4, status = CASE WHEN EXISTS"
+                        " (SELECT 1 FROM certificates WHERE domain_id = ?1"
+                        "  AND status = '" CERT_STATUS_ACTIVE "')"
+                        " THEN '" DOMAIN_STATUS_ACTIVE "' ELSE '" DOMAIN_STATUS_FAILED "' END"
+                        " WHERE id = ?1 AND status <> '" DOMAIN_STATUS_REMOVED "'",
+                        &s);
+    if (ret < 0)
+        goto fail;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+        (ret = store_bind_text(st, s, 2, msg)) < 0 ||
+        (ret = store_bind_time(st, s, 3, next_attempt_at)) < 0 ||
+        (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
+        (ret = update_managed(st, s, "record failure")) < 0 ||
+        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    goto unlock;
+fail:
+    sqlite3_finalize(s);
+    s = NULL;
+    store_tx_rollback(st);
+unlock:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    free(msg);
+    return ret;
+}
+
+int store_domain_schedule(struct store *st, int64_t domain_id, int64_t next_attempt_at,
+                          int64_t next_renewal_at, const struct store_event_in *ev)
+{
+    if (!ev || next_attempt_at < 0 || next_renewal_at < 0)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = NULL;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+    ret = store_prepare(st,
+                        "UPDATE domains SET next_attempt_at = ?2,"
+                        " next_renewal_at = COALESCE(?3, next_renewal_at), updated_at = ?4"
+                        " WHERE id = ?1 AND status <> '" DOMAIN_STATUS_REMOVED "'",
+                        &s);
+    if (ret < 0)
+        goto fail;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+        (ret = store_bind_time(st, s, 2, next_attempt_at)) < 0 ||
+        (ret = store_bind_time(st, s, 3, next_renewal_at)) < 0 ||
+        (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
+        (ret = update_managed(st, s, "schedule domain")) < 0 ||
+        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    goto unlock;
+fail:
+    sqlite3_finalize(s);
+    s = NULL;
+    store_tx_rollback(st);
+unlock:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_domains_due(struct store *st, int64_t now, size_t limit, int64_t **ids, size_t *count)
+{
+    int64_t *list = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = NULL;
+
+    *ids = NULL;
+    *count = 0;
+    if (limit == 0)
+        return 0;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st, STORE_SQL_DOMAINS_DUE, &s);
+    if (ret < 0)
+        goto out;
+    if ((ret = store_bind_int64(st, s, 1, now)) < 0 ||
+        (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) < 0)
+        goto out;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t *nl = store_list_grow(list, &cap, n, sizeof(*list));
+        if (!nl) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        list = nl;
+        list[n++] = sqlite3_column_int64(s, 0);
+    }
+    if (rc != SQLITE_DONE) {
+        ret = store_db_error(st, rc, "due domains");
+        goto out;
+    }
+    *ids = list;
+    *count = n;
+    list = NULL;
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    free(list);
+    return ret;
+}
+
+int store_next_due(struct store *st, int64_t *when)
+{
+    sqlite3_stmt *s = NULL;
+
+    *when = 0;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st, STORE_SQL_NEXT_DUE, &s);
+    if (ret < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *when = sqlite3_column_int64(s, 0);
+    else if (rc != SQLITE_DONE)
+        ret = store_db_error(st, rc, "next due");
 out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);

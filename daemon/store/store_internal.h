@@ -32,6 +32,9 @@ static inline int64_t store_now(void)
 #define STORE_EVENT_DETAIL_MAX (64 * 1024)
 /* Longest string field (names, errors, URLs) the store accepts, PEM excepted. */
 #define STORE_TEXT_MAX (16 * 1024)
+/* Longest JSON value kept for an order (its names: NAMES_MAX quoted names of up to 253 bytes;
+ * the CA's problem document, subproblems included). */
+#define STORE_JSON_MAX (64 * 1024)
 /* Longest PEM (a certificate chain or an RSA-4096 key) the store accepts. */
 #define STORE_PEM_MAX (256 * 1024)
 
@@ -50,6 +53,12 @@ int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out);
 int store_bind_text(struct store *st, sqlite3_stmt *s, int idx, const char *text);
 int store_bind_int64(struct store *st, sqlite3_stmt *s, int idx, int64_t v);
 int store_bind_time(struct store *st, sqlite3_stmt *s, int idx, int64_t t);
+
+/* A row id of 0 ("none") binds SQL NULL, like a 0 time. */
+static inline int store_bind_id(struct store *st, sqlite3_stmt *s, int idx, int64_t id)
+{
+    return store_bind_time(st, s, idx, id);
+}
 
 /* Steps a statement that returns no row (INSERT/UPDATE/DELETE). 0 or a mapped error. */
 int store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
@@ -72,6 +81,35 @@ void store_tx_rollback(struct store *st);
 /* Checks an event and inserts it; the caller holds the lock and, for mutations, a transaction.
  * -EINVAL when type or actor is missing or detail_json is not a JSON object. */
 int store_event_insert(struct store *st, const struct store_event_in *ev, int64_t *id_out);
+
+/*
+ * 0 when domain ID exists and is managed (not removed), -ENOENT otherwise. When KEY_TYPE is not
+ * NULL, *KEY_TYPE is the domain's key type (malloc'd). Lives in store_domains.c.
+ */
+int store_domain_check_managed(struct store *st, int64_t id, char **key_type);
+
+/* Makes KEY (pem and public_key_sha256 set) DOMAIN_ID's current key with type KEY_TYPE; an
+ * earlier current key becomes superseded. *ID_OUT (optional) is the new key's id. The caller
+ * holds a transaction. Lives in store_domains.c. */
+int store_key_insert_current(struct store *st, int64_t domain_id, const struct store_key *key,
+                             const char *key_type, int64_t now, int64_t *id_out);
+
+/*
+ * The scheduler's queries, here so a test can EXPLAIN exactly what the store runs. Removed
+ * domains have no timers (store_domain_remove clears them), so the status test only filters
+ * rows the index range already found: due domains cost O(log n + due), whatever n is.
+ */
+#define STORE_SQL_DOMAINS_DUE                                                                      \
+    "SELECT id FROM domains WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1"           \
+    " AND status <> '" DOMAIN_STATUS_REMOVED "' ORDER BY next_attempt_at, id LIMIT ?2"
+#define STORE_SQL_NEXT_DUE                                                                         \
+    "SELECT next_attempt_at FROM domains WHERE next_attempt_at IS NOT NULL"                        \
+    " AND status <> '" DOMAIN_STATUS_REMOVED "' ORDER BY next_attempt_at LIMIT 1"
+
+/* Whether SQL (binding A to ?1, and B to ?2 when SQL has one) yields a row. Lives in
+ * store_keys.c. */
+int store_row_exists(struct store *st, const char *sql, int64_t a, int64_t b, const char *what,
+                     bool *exists);
 
 /* For tests only: the connection, to check per-connection settings such as foreign_keys. */
 sqlite3 *store_sqlite_handle(struct store *st);

@@ -12,7 +12,7 @@
 #define KEY_COLUMNS "id, domain_id, key_type, public_key_sha256, status, created_at"
 #define CERT_COLUMNS                                                                               \
     "id, domain_id, key_id, serial, not_before, not_after, issuer, fingerprint_sha256, status,"    \
-    " created_at, revoked_at"
+    " created_at, revoked_at, order_id, revocation_reason"
 
 void store_key_free(struct store_key *k)
 {
@@ -78,7 +78,7 @@ static int key_from_row(sqlite3_stmt *s, bool with_pem, struct store_key **out)
     return 0;
 }
 
-/* A row of CERT_COLUMNS, plus chain_pem as column 11 when WITH_CHAIN. */
+/* A row of CERT_COLUMNS, plus chain_pem as column 13 when WITH_CHAIN. */
 static int cert_from_row(sqlite3_stmt *s, bool with_chain, struct store_cert **out)
 {
     struct store_cert *c = calloc(1, sizeof(*c));
@@ -91,10 +91,12 @@ static int cert_from_row(sqlite3_stmt *s, bool with_chain, struct store_cert **o
     c->not_after = sqlite3_column_int64(s, 5);
     c->created_at = sqlite3_column_int64(s, 9);
     c->revoked_at = sqlite3_column_int64(s, 10);
+    c->order_id = sqlite3_column_int64(s, 11);
+    c->revocation_reason = sqlite3_column_int(s, 12);
     if (store_col_strdup(s, 3, &c->serial) < 0 || store_col_strdup(s, 6, &c->issuer) < 0 ||
         store_col_strdup(s, 7, &c->fingerprint_sha256) < 0 ||
         store_col_strdup(s, 8, &c->status) < 0 ||
-        (with_chain && store_col_strdup(s, 11, &c->chain_pem) < 0)) {
+        (with_chain && store_col_strdup(s, 13, &c->chain_pem) < 0)) {
         store_cert_free(c);
         return -ENOMEM;
     }
@@ -252,6 +254,295 @@ int store_cert_current(struct store *st, int64_t domain_id, struct store_cert **
                         domain_id, "current certificate", &s);
     if (ret == 0)
         ret = cert_from_row(s, true, out);
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+/* ---- issuance outcomes ---- */
+
+static bool text_ok(const char *s)
+{
+    return s && *s && strnlen(s, STORE_TEXT_MAX + 1) <= STORE_TEXT_MAX;
+}
+
+static bool pem_ok(const char *s)
+{
+    return s && *s && strnlen(s, STORE_PEM_MAX + 1) <= STORE_PEM_MAX;
+}
+
+/* Serials are stored as lower-case hex, so lookups compare text exactly. */
+static bool serial_ok(const char *s)
+{
+    if (!text_ok(s))
+        return false;
+    for (; *s; s++) {
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+int store_row_exists(struct store *st, const char *sql, int64_t a, int64_t b, const char *what,
+                     bool *exists)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st, sql, &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, a)) < 0 ||
+        (sqlite3_bind_parameter_count(s) >= 2 && (ret = store_bind_int64(st, s, 2, b)) < 0))
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        *exists = rc == SQLITE_ROW;
+    else
+        ret = store_db_error(st, rc, what);
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* Runs SQL that returns no row, with ?1 = ID and, when SQL has a ?2, ?2 = T. */
+static int exec_id_time(struct store *st, const char *sql, int64_t id, int64_t t, const char *what)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st, sql, &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, id)) == 0 &&
+        (sqlite3_bind_parameter_count(s) < 2 || (ret = store_bind_int64(st, s, 2, t)) == 0))
+        ret = store_step_done(st, s, what);
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_key_add(struct store *st, int64_t domain_id, const struct store_key *k,
+                  const struct store_event_in *ev, int64_t *id_out)
+{
+    if (!k || !pem_ok(k->pem) || !text_ok(k->public_key_sha256) ||
+        (k->key_type && !text_ok(k->key_type)) || !ev)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    char *domain_key_type = NULL;
+    int64_t id = 0;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+    if ((ret = store_domain_check_managed(st, domain_id, &domain_key_type)) < 0 ||
+        (ret =
+             store_key_insert_current(st, domain_id, k, k->key_type ? k->key_type : domain_key_type,
+                                      store_now(), &id)) < 0 ||
+        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    if (id_out)
+        *id_out = id;
+    goto unlock;
+fail:
+    store_tx_rollback(st);
+unlock:
+    pthread_mutex_unlock(&st->lock);
+    free(domain_key_type);
+    return ret;
+}
+
+static bool cert_in_ok(const struct store_cert *c)
+{
+    return c && c->domain_id > 0 && c->key_id > 0 && c->order_id >= 0 && serial_ok(c->serial) &&
+           text_ok(c->issuer) && text_ok(c->fingerprint_sha256) && pem_ok(c->chain_pem) &&
+           c->not_after > 0 && c->not_before <= c->not_after;
+}
+
+/* Inserts C as the domain's active certificate; the caller superseded the previous one. */
+static int cert_insert_active(struct store *st, const struct store_cert *c, int64_t now,
+                              int64_t *id_out)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st,
+                            "INSERT INTO certificates (domain_id, key_id, order_id, serial,"
+                            " not_before, not_after, issuer, fingerprint_sha256, chain_pem,"
+                            " status, created_at)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                            " '" CERT_STATUS_ACTIVE "', ?10)",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, c->domain_id)) < 0 ||
+        (ret = store_bind_int64(st, s, 2, c->key_id)) < 0 ||
+        (ret = store_bind_id(st, s, 3, c->order_id)) < 0 ||
+        (ret = store_bind_text(st, s, 4, c->serial)) < 0 ||
+        (ret = store_bind_int64(st, s, 5, c->not_before)) < 0 ||
+        (ret = store_bind_int64(st, s, 6, c->not_after)) < 0 ||
+        (ret = store_bind_text(st, s, 7, c->issuer)) < 0 ||
+        (ret = store_bind_text(st, s, 8, c->fingerprint_sha256)) < 0 ||
+        (ret = store_bind_text(st, s, 9, c->chain_pem)) < 0 ||
+        (ret = store_bind_int64(st, s, 10, now)) < 0)
+        goto out;
+    ret = store_step_done(st, s, "insert certificate");
+    if (ret == 0)
+        *id_out = sqlite3_last_insert_rowid(st->db);
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int domain_activate(struct store *st, int64_t domain_id, int64_t next_renewal_at,
+                           int64_t now)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = store_prepare(st,
+                            "UPDATE domains SET status = '" DOMAIN_STATUS_ACTIVE "',"
+                            " failure_count = 0, last_error = NULL, next_renewal_at = ?2,"
+                            " next_attempt_at = ?2, updated_at = ?3 WHERE id = ?1",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) == 0 &&
+        (ret = store_bind_int64(st, s, 2, next_renewal_at)) == 0 &&
+        (ret = store_bind_int64(st, s, 3, now)) == 0)
+        ret = store_step_done(st, s, "activate domain");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_renewal_at,
+                   const struct store_event_in *ev, int64_t *id_out)
+{
+    if (!cert_in_ok(c) || next_renewal_at <= 0 || !ev)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    int64_t now = store_now(), id = 0;
+    bool fits = false;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+    if ((ret = store_domain_check_managed(st, c->domain_id, NULL)) < 0)
+        goto fail;
+    /* A certificate served with another domain's key would be a key mix-up, not a lineage. */
+    ret = store_row_exists(st, "SELECT 1 FROM private_keys WHERE id = ?1 AND domain_id = ?2",
+                           c->key_id, c->domain_id, "check certificate key", &fits);
+    if (ret == 0 && !fits)
+        ret = -EINVAL;
+    if (ret == 0 && c->order_id) {
+        ret = store_row_exists(st, "SELECT 1 FROM orders WHERE id = ?1 AND domain_id = ?2",
+                               c->order_id, c->domain_id, "check certificate order", &fits);
+        if (ret == 0 && !fits)
+            ret = -EINVAL;
+    }
+    if (ret < 0)
+        goto fail;
+
+    /* Supersede first so the one-active-certificate index holds at every statement. */
+    ret = exec_id_time(st,
+                       "UPDATE certificates SET status = '" CERT_STATUS_SUPERSEDED "'"
+                       " WHERE domain_id = ?1 AND status = '" CERT_STATUS_ACTIVE "'",
+                       c->domain_id, now, "supersede certificate");
+    if (ret == 0)
+        ret = cert_insert_active(st, c, now, &id);
+    if (ret == 0)
+        ret = domain_activate(st, c->domain_id, next_renewal_at, now);
+    if (ret == 0 && c->order_id)
+        ret = exec_id_time(st,
+                           "UPDATE orders SET finished = 1, status = 'valid', updated_at = ?2"
+                           " WHERE id = ?1",
+                           c->order_id, now, "finish order");
+    if (ret < 0 || (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    if (id_out)
+        *id_out = id;
+    goto unlock;
+fail:
+    store_tx_rollback(st);
+unlock:
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_cert_get_by_serial(struct store *st, const char *serial, struct store_cert **out)
+{
+    sqlite3_stmt *s = NULL;
+
+    *out = NULL;
+    if (!serial_ok(serial))
+        return -EINVAL;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st,
+                            "SELECT " CERT_COLUMNS ", chain_pem FROM certificates"
+                            " WHERE serial = ?1 ORDER BY id DESC LIMIT 1",
+                            &s);
+    if (ret < 0 || (ret = store_bind_text(st, s, 1, serial)) < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        ret = cert_from_row(s, true, out);
+    else if (rc == SQLITE_DONE)
+        ret = -ENOENT;
+    else
+        ret = store_db_error(st, rc, "certificate by serial");
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+/* RFC 5280 §5.3.1: CRLReason 0-10, 7 unused. */
+static bool revocation_reason_ok(int reason)
+{
+    return reason >= 0 && reason <= 10 && reason != 7;
+}
+
+int store_cert_set_revoked(struct store *st, int64_t id, int reason, int64_t revoked_at,
+                           const struct store_event_in *ev)
+{
+    if (!revocation_reason_ok(reason) || revoked_at <= 0 || !ev)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = NULL;
+    int64_t domain_id = 0;
+    bool was_active = false;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+    ret = fetch_one(st, "SELECT domain_id, status FROM certificates WHERE id = ?1", id,
+                    "get certificate", &s);
+    if (ret < 0)
+        goto fail;
+    domain_id = sqlite3_column_int64(s, 0);
+    const unsigned char *status = sqlite3_column_text(s, 1);
+    was_active = status && strcmp((const char *)status, CERT_STATUS_ACTIVE) == 0;
+    sqlite3_finalize(s);
+    s = NULL;
+
+    ret = store_prepare(st,
+                        "UPDATE certificates SET status = '" CERT_STATUS_REVOKED "',"
+                        " revoked_at = ?2, revocation_reason = ?3 WHERE id = ?1",
+                        &s);
+    if (ret < 0)
+        goto fail;
+    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+        (ret = store_bind_int64(st, s, 2, revoked_at)) < 0 ||
+        (ret = store_bind_int64(st, s, 3, reason)) < 0 ||
+        (ret = store_step_done(st, s, "revoke certificate")) < 0)
+        goto fail;
+    /* "active" means "has a current certificate": without one the domain is back to pending
+     * (a removed domain stays removed). */
+    if (was_active && (ret = exec_id_time(st,
+                                          "UPDATE domains SET status = '" DOMAIN_STATUS_PENDING "',"
+                                          " updated_at = ?2 WHERE id = ?1"
+                                          " AND status = '" DOMAIN_STATUS_ACTIVE "'",
+                                          domain_id, store_now(), "domain after revocation")) < 0)
+        goto fail;
+    if ((ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    goto unlock;
+fail:
+    sqlite3_finalize(s);
+    s = NULL;
+    store_tx_rollback(st);
+unlock:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;

@@ -63,7 +63,9 @@ wait_for() {
     done
 }
 
-# write_config [EXTRA INI TEXT]: a config for this test's state dir and socket.
+# write_config [INI TEXT]: a config for this test's state dir and socket. Without INI TEXT a
+# placeholder CA (nothing listens there) is the default, enough for tests that issue nothing;
+# Pebble tests pass certd_pebble_config_text (pebble.sh).
 write_config() {
     mkdir -p "$T_DIR/state" "$T_DIR/run"
     cat > "$T_DIR/certd.conf" <<CONF
@@ -72,13 +74,14 @@ state_dir = $T_DIR/state
 socket = $T_DIR/run/api.sock
 socket_mode = ${SOCKET_MODE:-0660}
 log_level = debug
+${DAEMON_EXTRA:-}
 
-[acme]
+${1:-[acme]
 default_ca = pebble
 
 [ca.pebble]
-directory = https://127.0.0.1:14000/dir
-${1:-}
+directory = https://127.0.0.1:9/dir}
+${2:-}
 CONF
 }
 
@@ -119,3 +122,9 @@ api() {
 
 # db_snapshot: a stable text dump of the database, to prove a refused request changed nothing.
 db_snapshot() { sqlite3 "$T_DIR/state/certd.db" .dump | sha256sum | cut -d' ' -f1; }
+
+# wait_settled NAME [SECONDS]: waits until the domain's first order has ended (status no longer
+# pending), so a test can compare database snapshots without racing the scheduler.
+wait_settled() {
+    wait_for "${2:-30}" "[ \"\$(\"\$CERTCTL_BIN\" domain show '$1' --json 2>/dev/null | jq -r .status)\" != pending ]"
+}

@@ -6,6 +6,7 @@
 write_config
 start_certd
 "$CERTCTL_BIN" domain add one.example.com >/dev/null
+check "the first order attempt against the absent CA has ended" wait_settled one.example.com
 sock_inode=$(stat -c %i "$CERTD_SOCKET")
 before=$(db_snapshot)
 

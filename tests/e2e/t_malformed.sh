@@ -6,6 +6,7 @@
 write_config
 start_certd
 "$CERTCTL_BIN" domain add existing.example.com >/dev/null
+check "the first order attempt against the absent CA has ended" wait_settled existing.example.com
 before=$(db_snapshot)
 
 # expect STATUS TYPE METHOD PATH [BODY] [curl args...]

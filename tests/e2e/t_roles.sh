@@ -10,6 +10,7 @@ as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 SOCKET_MODE=0666 write_config
 start_certd
 "$CERTCTL_BIN" domain add one.example.com >/dev/null
+check "the first order attempt against the absent CA has ended" wait_settled one.example.com
 before=$(db_snapshot)
 
 out=$(as_nobody curl -sS --unix-socket "$CERTD_SOCKET" -w ' %{http_code}' http://localhost/v1/domains)
@@ -24,7 +25,7 @@ check_match "certctl explains the refusal" 'no role' "$msg"
 check_eq "refused requests changed nothing" "$before" "$(db_snapshot)"
 
 # grant nobody admin by user name, reload with SIGHUP
-write_config $'[access]\nadmin_users = nobody'
+write_config '' $'[access]\nadmin_users = nobody'
 kill -HUP "$CERTD_PID"
 check "after SIGHUP, [access] admin_users grants admin" \
     wait_for 10 "as_nobody curl -fsS --unix-socket '$CERTD_SOCKET' http://localhost/v1/domains >/dev/null 2>&1"
@@ -33,7 +34,7 @@ as_nobody "$CERTCTL_BIN" domain add two.example.com >/dev/null
 check_match "events record the non-root actor" '^uid:65534\(nobody\)$' "$("$CERTCTL_BIN" events --json | jq -r '[.events[] | select(.domain == "two.example.com")][0].actor')"
 
 # by group instead
-write_config $'[access]\nadmin_groups = nogroup'
+write_config '' $'[access]\nadmin_groups = nogroup'
 kill -HUP "$CERTD_PID"
 check "after SIGHUP, admin_groups grants admin by primary group" \
     wait_for 10 "as_nobody curl -fsS --unix-socket '$CERTD_SOCKET' http://localhost/v1/health >/dev/null 2>&1 && grep -q 'admin_groups\\|reloaded' '$T_DIR/certd.log'"
