@@ -15,6 +15,7 @@
 struct http_client {
     CURL *curl;
     char *socket_path;
+    long timeout_ms; /* whole-request limit; 0 means HTTP_TOTAL_TIMEOUT_S */
 };
 
 struct body_buf {
@@ -49,12 +50,32 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
+void http_client_set_timeout(struct http_client *c, long timeout_ms)
+{
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+/* The request limit in effect, in milliseconds. */
+static long effective_timeout_ms(const struct http_client *c)
+{
+    return c->timeout_ms > 0 ? c->timeout_ms : HTTP_TOTAL_TIMEOUT_S * 1000L;
+}
+
+/* Frees a body buffer that may hold a private key (GET /v1/domains/NAME/key). */
+static void free_wiped(char *p, size_t len)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, len);
+    free(p);
+}
+
 void http_response_clear(struct http_response *r)
 {
     if (!r)
         return;
     free(r->content_type);
-    free(r->body);
+    free_wiped(r->body, r->body_len);
     json_decref(r->json);
     memset(r, 0, sizeof(*r));
 }
@@ -72,9 +93,13 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = realloc(b->data, cap);
+        /* Not realloc: the old buffer may hold part of a private key and must be wiped. */
+        char *p = malloc(cap);
         if (!p)
             return 0;
+        if (b->len)
+            memcpy(p, b->data, b->len);
+        free_wiped(b->data, b->cap);
         b->data = p;
         b->cap = cap;
     }
@@ -122,8 +147,8 @@ static int map_curl_error(struct http_client *c, CURLcode rc, const struct body_
         snprintf(err, errsz, "cannot reach certd at %s: %s", c->socket_path, why);
         return -ECONNREFUSED;
     case CURLE_OPERATION_TIMEDOUT:
-        snprintf(err, errsz, "no answer from certd at %s within %ld s (the outcome is unknown)",
-                 c->socket_path, HTTP_TOTAL_TIMEOUT_S);
+        snprintf(err, errsz, "no answer from certd at %s within %.1f s (the outcome is unknown)",
+                 c->socket_path, (double)effective_timeout_ms(c) / 1000.0);
         return -ETIMEDOUT;
     case CURLE_FILESIZE_EXCEEDED:
         snprintf(err, errsz, "response from certd larger than %u bytes", HTTP_MAX_RESPONSE);
@@ -191,7 +216,7 @@ int http_request(struct http_client *c, const char *method, const char *path, co
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_TIMEOUT_S);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, HTTP_TOTAL_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, effective_timeout_ms(c));
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE, (long)HTTP_MAX_RESPONSE);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "certctl/" CERTD_VERSION);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -244,7 +269,7 @@ out:
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
     curl_slist_free_all(headers);
     free(payload);
-    free(b.data);
+    free_wiped(b.data, b.cap);
     if (ret < 0 && ret != -EBADMSG)
         http_response_clear(resp);
     if (ret == -ENOMEM && err[0] == '\0')

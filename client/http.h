@@ -20,6 +20,10 @@ struct http_client;
 int http_client_new(const struct http_config *cfg, struct http_client **out);
 void http_client_free(struct http_client *c);
 
+/* Limits each following request to TIMEOUT_MS in all (connecting included); 0 restores the
+ * default, HTTP_TOTAL_TIMEOUT_S. --wait uses it so a hung daemon cannot outlast --timeout. */
+void http_client_set_timeout(struct http_client *c, long timeout_ms);
+
 struct http_response {
     long status;        /* HTTP status code */
     char *content_type; /* Content-Type as sent, or NULL */
@@ -28,7 +32,8 @@ struct http_response {
     json_t *json; /* the parsed body when it was JSON (incl. problem+json), else NULL */
 };
 
-/* Frees what R holds and zeroes it; safe on a zeroed or already cleared response. */
+/* Frees what R holds and zeroes it; safe on a zeroed or already cleared response. The body is
+ * wiped before it is freed, as it may be a private key; so are the buffers it grew through. */
 void http_response_clear(struct http_response *r);
 
 /*

@@ -514,34 +514,39 @@ int acme_client_ensure_account(struct acme_client *c, struct acme_error *err)
     return rc;
 }
 
+/* A new account key for this CA, written to the store (replacing any account) before use. */
+static int create_account_key(struct acme_client *c, struct acme_error *err)
+{
+    enum key_type kt;
+    char *pem = NULL, sha[KEY_FINGERPRINT_SIZE];
+    if (!key_type_parse(c->account_key_type, &kt))
+        kt = KEY_EC_P256;
+    if (keys_generate(kt, &pem, sha) < 0) {
+        set_err(err, "cannot generate an account key for CA %s", c->name);
+        return -EIO;
+    }
+    struct store_account na = {.ca = c->name, .directory_url = c->directory_url,
+                               .key_type = (char *)key_type_name(kt), .key_pem = pem,
+                               .status = "pending"};
+    char detail[256];
+    snprintf(detail, sizeof(detail), "{\"ca\":\"%s\",\"key_type\":\"%s\"}", c->name,
+             key_type_name(kt));
+    struct store_event_in ev = {.type = "account.key_generated", .actor = "certd",
+                                .detail_json = detail};
+    int rc = store_account_put(c->store, &na, &ev);
+    keys_pem_free(pem);
+    if (rc < 0)
+        set_err(err, "cannot store the account key for CA %s", c->name);
+    return rc;
+}
+
 static int load_or_create_account(struct acme_client *c, struct acme_error *err)
 {
     struct store_account *a = NULL;
     int rc = store_account_get(c->store, c->name, c->directory_url, &a);
     if (rc == -ENOENT) {
-        /* A new key, written before it is used. */
-        enum key_type kt;
-        char *pem = NULL, sha[KEY_FINGERPRINT_SIZE];
-        if (!key_type_parse(c->account_key_type, &kt))
-            kt = KEY_EC_P256;
-        if (keys_generate(kt, &pem, sha) < 0) {
-            set_err(err, "cannot generate an account key for CA %s", c->name);
-            return -EIO;
-        }
-        struct store_account na = {.ca = c->name, .directory_url = c->directory_url,
-                                   .key_type = (char *)key_type_name(kt), .key_pem = pem,
-                                   .status = "pending"};
-        char detail[256];
-        snprintf(detail, sizeof(detail), "{\"ca\":\"%s\",\"key_type\":\"%s\"}", c->name,
-                 key_type_name(kt));
-        struct store_event_in ev = {.type = "account.key_generated", .actor = "certd",
-                                    .detail_json = detail};
-        rc = store_account_put(c->store, &na, &ev);
-        keys_pem_free(pem);
-        if (rc < 0) {
-            set_err(err, "cannot store the account key for CA %s", c->name);
+        if ((rc = create_account_key(c, err)) < 0)
             return rc;
-        }
         rc = store_account_get(c->store, c->name, c->directory_url, &a);
     }
     if (rc < 0) {
@@ -721,5 +726,21 @@ int acme_client_deactivate(struct acme_client *c, struct acme_error *err)
     free(c->kid);
     c->kid = NULL; /* the next use fails with the stored status */
     pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int acme_client_register_new(struct acme_client *c, struct acme_error *err)
+{
+    pthread_mutex_lock(&c->account_lock);
+    pthread_mutex_lock(&c->lock);
+    free(c->kid);
+    c->kid = NULL;
+    signer_free(c->signer);
+    c->signer = NULL;
+    pthread_mutex_unlock(&c->lock);
+    int rc = create_account_key(c, err);
+    if (rc == 0)
+        rc = load_or_create_account(c, err);
+    pthread_mutex_unlock(&c->account_lock);
     return rc;
 }

@@ -90,6 +90,10 @@ int acme_client_post_with_key(struct acme_client *c, const char *key_pem, const 
                               const json_t *payload, struct acme_http_response *resp,
                               struct acme_error *err);
 
+/* Replaces this CA's account with a new key and registers it now (after a deactivation, or to
+ * start afresh). */
+int acme_client_register_new(struct acme_client *c, struct acme_error *err);
+
 /* Account management (§7.3.5 key rollover, §7.3.6 deactivation). */
 int acme_client_key_rollover(struct acme_client *c, struct acme_error *err);
 int acme_client_deactivate(struct acme_client *c, struct acme_error *err);

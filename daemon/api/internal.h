@@ -93,6 +93,12 @@ enum MHD_Result h_domain_certificate(struct api_request *req, const char *param)
 enum MHD_Result h_domain_key(struct api_request *req, const char *param);
 enum MHD_Result h_domain_order(struct api_request *req, const char *param);
 enum MHD_Result h_challenge_http01(struct api_request *req, const char *param);
+enum MHD_Result h_accounts_list(struct api_request *req, const char *param);
+enum MHD_Result h_account_get(struct api_request *req, const char *param);
+enum MHD_Result h_account_register(struct api_request *req, const char *param);
+enum MHD_Result h_account_rollover(struct api_request *req, const char *param);
+enum MHD_Result h_account_deactivate(struct api_request *req, const char *param);
+enum MHD_Result h_certificate_revoke(struct api_request *req, const char *param);
 
 /* ---- router.c ---- */
 

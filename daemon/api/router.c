@@ -26,6 +26,12 @@ static const struct route routes[] = {
     {"GET", "/v1/domains/{}/key", h_domain_key, ROLE_ADMIN},
     {"GET", "/v1/domains/{}/order", h_domain_order, ROLE_ADMIN},
     {"GET", "/v1/challenges/http-01/{}", h_challenge_http01, ROLE_ADMIN},
+    {"POST", "/v1/certificates/{}/revoke", h_certificate_revoke, ROLE_ADMIN},
+    {"GET", "/v1/accounts", h_accounts_list, ROLE_ADMIN},
+    {"GET", "/v1/accounts/{}", h_account_get, ROLE_ADMIN},
+    {"POST", "/v1/accounts/{}", h_account_register, ROLE_ADMIN},
+    {"POST", "/v1/accounts/{}/rollover", h_account_rollover, ROLE_ADMIN},
+    {"POST", "/v1/accounts/{}/deactivate", h_account_deactivate, ROLE_ADMIN},
     {"GET", "/v1/events", h_events_list, ROLE_ADMIN},
 };
 

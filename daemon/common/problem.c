@@ -35,6 +35,7 @@ static const struct problem_info problems[PROBLEM_KIND_COUNT] = {
     [PROBLEM_TOO_MANY_REQUESTS] = {429, "too-many-requests", "Too many requests"},
     [PROBLEM_INTERNAL] = {500, "internal", "Internal error"},
     [PROBLEM_UNAVAILABLE] = {503, "unavailable", "Service unavailable"},
+    [PROBLEM_CA_ERROR] = {502, "ca-error", "The ACME CA refused or failed"},
 };
 
 /* An out-of-range kind is a programming error; answering "internal" is the honest fallback. */

@@ -23,6 +23,7 @@ enum problem_kind {
     PROBLEM_TOO_MANY_REQUESTS,  /* 429 */
     PROBLEM_INTERNAL,           /* 500 */
     PROBLEM_UNAVAILABLE,        /* 503 e.g. shutting down */
+    PROBLEM_CA_ERROR,           /* 502 the ACME CA refused or failed */
     PROBLEM_KIND_COUNT
 };
 

@@ -32,8 +32,8 @@ char *b64url_encode(const void *data, size_t len)
 
 static bool is_b64url_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int b64url_decode(const char *s, uint8_t **out, size_t *out_len)

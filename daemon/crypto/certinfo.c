@@ -32,11 +32,11 @@
 
 /* We only check signatures and names here; time is the caller's business (or our own check in
  * cert_chain_verify, which takes an explicit NOW). */
-#define NO_TIME_FLAGS                                                                             \
+#define NO_TIME_FLAGS                                                                              \
     (GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS)
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errsz,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errsz, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -59,8 +59,7 @@ static void free_certs(gnutls_x509_crt_t *certs, unsigned int n)
 /* Imports every certificate in PEM (at most MAX_CERTS, PEM at most MAX_LEN bytes) in the order
  * given. -EINVAL with a reason in ERR, or -ENOMEM. */
 static int import_certs(const char *pem, size_t max_len, unsigned int max_certs,
-                        gnutls_x509_crt_t **certs_out, unsigned int *n_out, char *err,
-                        size_t errsz)
+                        gnutls_x509_crt_t **certs_out, unsigned int *n_out, char *err, size_t errsz)
 {
     gnutls_x509_crt_t *certs = NULL;
     unsigned int n = 0;
@@ -375,22 +374,23 @@ static int check_order(gnutls_x509_crt_t *certs, unsigned int n, char *err, size
         int r;
 
         if (!gnutls_x509_crt_check_issuer(certs[i], certs[i + 1])) {
-            set_err(err, errsz, "certificate %u is not issued by certificate %u (wrong order or "
-                    "unrelated certificate)", i + 1, i + 2);
+            set_err(err, errsz,
+                    "certificate %u is not issued by certificate %u (wrong order or "
+                    "unrelated certificate)",
+                    i + 1, i + 2);
             return -EINVAL;
         }
         r = gnutls_x509_crt_verify(certs[i], &certs[i + 1], 1, NO_TIME_FLAGS, &status);
         if (r < 0 || status != 0) {
             gnutls_datum_t text = {NULL, 0};
 
-            if (r >= 0 &&
-                gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text,
-                                                             0) >= 0)
+            if (r >= 0 && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                                       &text, 0) >= 0)
                 set_err(err, errsz, "certificate %u is not validly signed by certificate %u: %s",
                         i + 1, i + 2, (const char *)text.data);
             else
-                set_err(err, errsz, "certificate %u is not validly signed by certificate %u",
-                        i + 1, i + 2);
+                set_err(err, errsz, "certificate %u is not validly signed by certificate %u", i + 1,
+                        i + 2);
             gnutls_free(text.data);
             return -EINVAL;
         }
@@ -557,8 +557,7 @@ static unsigned int path_time_status(gnutls_x509_crt_t *chain, unsigned int n,
 
             if (!gnutls_x509_crt_check_issuer(chain[i], roots[j]))
                 continue;
-            if (gnutls_x509_crt_verify(chain[i], &roots[j], 1, NO_TIME_FLAGS, &vst) < 0 ||
-                vst != 0)
+            if (gnutls_x509_crt_verify(chain[i], &roots[j], 1, NO_TIME_FLAGS, &vst) < 0 || vst != 0)
                 continue;
             /* Several anchors may share a name (a renewed root): one valid at NOW suffices. */
             anchored = true;
@@ -574,8 +573,7 @@ static unsigned int path_time_status(gnutls_x509_crt_t *chain, unsigned int n,
     return 0;
 }
 
-int cert_chain_verify(const char *pem, const char *roots_pem, int64_t now, char *err,
-                      size_t errsz)
+int cert_chain_verify(const char *pem, const char *roots_pem, int64_t now, char *err, size_t errsz)
 {
     gnutls_x509_crt_t *chain = NULL, *roots = NULL;
     unsigned int n = 0, nroots = 0, status = 0;
@@ -610,10 +608,9 @@ int cert_chain_verify(const char *pem, const char *roots_pem, int64_t now, char 
     }
     /* The chain is in order (checked above; RFC 8555 §7.4.2 has CAs send it so), which
      * path_time_status relies on: tell GnuTLS not to reorder it either. */
-    r = gnutls_x509_trust_list_verify_crt2(tl, chain, n, NULL, 0,
-                                           NO_TIME_FLAGS |
-                                               GNUTLS_VERIFY_DO_NOT_ALLOW_UNSORTED_CHAIN,
-                                           &status, NULL);
+    r = gnutls_x509_trust_list_verify_crt2(
+        tl, chain, n, NULL, 0, NO_TIME_FLAGS | GNUTLS_VERIFY_DO_NOT_ALLOW_UNSORTED_CHAIN, &status,
+        NULL);
     if (r < 0) {
         set_err(err, errsz, "verification error: %s", gnutls_strerror(r));
         ret = r == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EINVAL;

@@ -55,4 +55,8 @@ int cert_chain_split(const char *pem, char **leaf_pem, char **rest_pem);
 int cert_chain_verify(const char *pem, const char *roots_pem, int64_t now, char *err,
                       size_t errsz);
 
+/* The DER of the first certificate in PEM (for revocation, RFC 8555 §7.6). *DER malloc'd.
+ * -EINVAL when PEM holds no certificate. (crypto/certder.c) */
+int cert_leaf_der(const char *pem, uint8_t **der, size_t *der_len);
+
 #endif

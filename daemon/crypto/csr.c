@@ -91,9 +91,8 @@ int csr_create(const char *key_pem, const char *const *names, size_t count, uint
     }
     step = "subjectAltName";
     for (size_t i = 0; i < count; i++) {
-        r = gnutls_x509_crq_set_subject_alt_name(crq, GNUTLS_SAN_DNSNAME, names[i],
-                                                 (unsigned int)strlen(names[i]),
-                                                 GNUTLS_FSAN_APPEND);
+        r = gnutls_x509_crq_set_subject_alt_name(
+            crq, GNUTLS_SAN_DNSNAME, names[i], (unsigned int)strlen(names[i]), GNUTLS_FSAN_APPEND);
         if (r < 0)
             goto gnutls_fail;
     }

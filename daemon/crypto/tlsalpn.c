@@ -54,8 +54,7 @@ static char *datum_str(const gnutls_datum_t *d)
     return s;
 }
 
-int tlsalpn_cert_create(const char *name, const uint8_t digest[32], char **cert_pem,
-                        char **key_pem)
+int tlsalpn_cert_create(const char *name, const uint8_t digest[32], char **cert_pem, char **key_pem)
 {
     char fp[KEY_FINGERPRINT_SIZE];
     char *kpem = NULL, *cpem = NULL;

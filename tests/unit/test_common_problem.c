@@ -35,6 +35,7 @@ static void test_table(void **state)
         {PROBLEM_TOO_MANY_REQUESTS, 429, "too-many-requests"},
         {PROBLEM_INTERNAL, 500, "internal"},
         {PROBLEM_UNAVAILABLE, 503, "unavailable"},
+        {PROBLEM_CA_ERROR, 502, "ca-error"},
     };
 
     assert_int_equal(sizeof(want) / sizeof(want[0]), PROBLEM_KIND_COUNT);

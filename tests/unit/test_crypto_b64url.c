@@ -50,7 +50,7 @@ static const struct {
     const char *plain;
     const char *enc;
 } rfc4648[] = {
-    {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},          {"foo", "Zm9v"},
+    {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
     {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
 };
 
@@ -98,8 +98,8 @@ static void test_garbage_refused(void **state)
     size_t len;
 
     assert_int_equal(b64url_decode(NULL, &out, &len), -EINVAL);
-    assert_refused("Zm9vY");    /* 4n+1 characters cannot come from any input */
-    assert_refused("Zm9v Yg");  /* nettle would skip whitespace; base64url has none */
+    assert_refused("Zm9vY");   /* 4n+1 characters cannot come from any input */
+    assert_refused("Zm9v Yg"); /* nettle would skip whitespace; base64url has none */
     assert_refused("Zm9v\nYg");
     assert_refused(" Zm9v");
     assert_refused("Zm9v!");
@@ -135,7 +135,7 @@ static void test_roundtrip_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc4648_vectors),  cmocka_unit_test(test_url_alphabet),
+        cmocka_unit_test(test_rfc4648_vectors),   cmocka_unit_test(test_url_alphabet),
         cmocka_unit_test(test_padding_tolerated), cmocka_unit_test(test_garbage_refused),
         cmocka_unit_test(test_roundtrip_random),
     };

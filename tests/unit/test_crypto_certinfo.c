@@ -102,10 +102,9 @@ static void make_cert(struct made *m, const struct cert_spec *sp)
                      0);
     assert_int_equal(gnutls_x509_crt_set_subject_key_id(m->crt, kid, kid_size), 0);
     for (size_t i = 0; i < sp->san_count; i++)
-        assert_int_equal(gnutls_x509_crt_set_subject_alt_name(m->crt, GNUTLS_SAN_DNSNAME,
-                                                              sp->sans[i],
-                                                              (unsigned int)strlen(sp->sans[i]),
-                                                              GNUTLS_FSAN_APPEND),
+        assert_int_equal(gnutls_x509_crt_set_subject_alt_name(
+                             m->crt, GNUTLS_SAN_DNSNAME, sp->sans[i],
+                             (unsigned int)strlen(sp->sans[i]), GNUTLS_FSAN_APPEND),
                          0);
     if (sp->add_ip_san)
         assert_int_equal(gnutls_x509_crt_set_subject_alt_name(m->crt, GNUTLS_SAN_IPADDRESS,
@@ -115,9 +114,8 @@ static void make_cert(struct made *m, const struct cert_spec *sp)
 
     const struct made *iss = sp->issuer ? sp->issuer : m;
     kid_size = sizeof(kid);
-    assert_int_equal(gnutls_x509_privkey_get_key_id(iss->key, GNUTLS_KEYID_USE_SHA1, kid,
-                                                    &kid_size),
-                     0);
+    assert_int_equal(
+        gnutls_x509_privkey_get_key_id(iss->key, GNUTLS_KEYID_USE_SHA1, kid, &kid_size), 0);
     assert_int_equal(gnutls_x509_crt_set_authority_key_id(m->crt, kid, kid_size), 0);
     assert_int_equal(gnutls_privkey_init(&signer), 0);
     assert_int_equal(gnutls_privkey_import_x509(signer, iss->key, 0), 0);
@@ -144,79 +142,128 @@ static int setup(void **state)
     now0 = time(NULL);
     time_t nb = now0 - DAY, na = now0 + 90 * DAY;
 
-    make_cert(&root, &(struct cert_spec){.cn = "Test Root X1", .ca = true,
-                                         .serial = serial_other, .serial_len = 2,
+    make_cert(&root, &(struct cert_spec){.cn = "Test Root X1",
+                                         .ca = true,
+                                         .serial = serial_other,
+                                         .serial_len = 2,
                                          .not_before = now0 - 10 * DAY,
                                          .not_after = now0 + 3650 * DAY});
-    make_cert(&inter, &(struct cert_spec){.cn = "Test Intermediate R1", .issuer = &root,
-                                          .ca = true, .serial = serial_other, .serial_len = 2,
+    make_cert(&inter, &(struct cert_spec){.cn = "Test Intermediate R1",
+                                          .issuer = &root,
+                                          .ca = true,
+                                          .serial = serial_other,
+                                          .serial_len = 2,
                                           .not_before = now0 - 5 * DAY,
                                           .not_after = now0 + 365 * DAY});
-    make_cert(&leaf, &(struct cert_spec){.cn = "www.example.com", .issuer = &inter,
+    make_cert(&leaf, &(struct cert_spec){.cn = "www.example.com",
+                                         .issuer = &inter,
                                          .serial = serial_high,
-                                         .serial_len = sizeof(serial_high), .sans = leaf_sans,
-                                         .san_count = 3, .add_ip_san = true, .not_before = nb,
+                                         .serial_len = sizeof(serial_high),
+                                         .sans = leaf_sans,
+                                         .san_count = 3,
+                                         .add_ip_san = true,
+                                         .not_before = nb,
                                          .not_after = na});
-    make_cert(&leaf_small, &(struct cert_spec){.cn = "small", .issuer = &inter,
-                                               .serial = serial_one, .serial_len = 1,
-                                               .sans = leaf_sans + 1, .san_count = 1,
-                                               .not_before = nb, .not_after = na});
-    make_cert(&leaf_nibble, &(struct cert_spec){.cn = "nibble", .issuer = &inter,
-                                                .serial = serial_nibble, .serial_len = 2,
-                                                .sans = leaf_sans + 1, .san_count = 1,
-                                                .not_before = nb, .not_after = na});
-    make_cert(&leaf_nosan, &(struct cert_spec){.cn = "nosan.example.com", .issuer = &inter,
-                                               .serial = serial_one, .serial_len = 1,
-                                               .not_before = nb, .not_after = na});
-    make_cert(&root2, &(struct cert_spec){.cn = "Other Root", .ca = true,
-                                          .serial = serial_one, .serial_len = 1,
-                                          .not_before = nb, .not_after = na});
+    make_cert(&leaf_small, &(struct cert_spec){.cn = "small",
+                                               .issuer = &inter,
+                                               .serial = serial_one,
+                                               .serial_len = 1,
+                                               .sans = leaf_sans + 1,
+                                               .san_count = 1,
+                                               .not_before = nb,
+                                               .not_after = na});
+    make_cert(&leaf_nibble, &(struct cert_spec){.cn = "nibble",
+                                                .issuer = &inter,
+                                                .serial = serial_nibble,
+                                                .serial_len = 2,
+                                                .sans = leaf_sans + 1,
+                                                .san_count = 1,
+                                                .not_before = nb,
+                                                .not_after = na});
+    make_cert(&leaf_nosan, &(struct cert_spec){.cn = "nosan.example.com",
+                                               .issuer = &inter,
+                                               .serial = serial_one,
+                                               .serial_len = 1,
+                                               .not_before = nb,
+                                               .not_after = na});
+    make_cert(&root2, &(struct cert_spec){.cn = "Other Root",
+                                          .ca = true,
+                                          .serial = serial_one,
+                                          .serial_len = 1,
+                                          .not_before = nb,
+                                          .not_after = na});
     /* Same name and key identifier as the intermediate, different key: only the signature
      * check can tell them apart. */
-    make_cert(&impostor, &(struct cert_spec){.cn = "Test Intermediate R1", .issuer = &root2,
-                                             .ca = true, .serial = serial_one, .serial_len = 1,
-                                             .not_before = nb, .not_after = na,
+    make_cert(&impostor, &(struct cert_spec){.cn = "Test Intermediate R1",
+                                             .issuer = &root2,
+                                             .ca = true,
+                                             .serial = serial_one,
+                                             .serial_len = 1,
+                                             .not_before = nb,
+                                             .not_after = na,
                                              .ski_of = &inter});
-    make_cert(&leaf_by_impostor, &(struct cert_spec){.cn = "x", .issuer = &impostor,
-                                                     .serial = serial_one, .serial_len = 1,
-                                                     .sans = leaf_sans, .san_count = 1,
-                                                     .not_before = nb, .not_after = na});
+    make_cert(&leaf_by_impostor, &(struct cert_spec){.cn = "x",
+                                                     .issuer = &impostor,
+                                                     .serial = serial_one,
+                                                     .serial_len = 1,
+                                                     .sans = leaf_sans,
+                                                     .san_count = 1,
+                                                     .not_before = nb,
+                                                     .not_after = na});
     /* Issued by an end-entity certificate, which may not sign certificates. */
-    make_cert(&leaf_by_leaf, &(struct cert_spec){.cn = "y", .issuer = &leaf,
-                                                 .serial = serial_one, .serial_len = 1,
-                                                 .sans = leaf_sans, .san_count = 1,
-                                                 .not_before = nb, .not_after = na});
+    make_cert(&leaf_by_leaf, &(struct cert_spec){.cn = "y",
+                                                 .issuer = &leaf,
+                                                 .serial = serial_one,
+                                                 .serial_len = 1,
+                                                 .sans = leaf_sans,
+                                                 .san_count = 1,
+                                                 .not_before = nb,
+                                                 .not_after = na});
     /* An expired cross-sign of the root (same name and key) by an old root. */
-    make_cert(&old_root, &(struct cert_spec){.cn = "Old Root", .ca = true,
-                                             .serial = serial_one, .serial_len = 1,
+    make_cert(&old_root, &(struct cert_spec){.cn = "Old Root",
+                                             .ca = true,
+                                             .serial = serial_one,
+                                             .serial_len = 1,
                                              .not_before = now0 - 3000 * DAY,
                                              .not_after = now0 + 3000 * DAY});
-    make_cert(&cross, &(struct cert_spec){.cn = "Test Root X1", .issuer = &old_root, .ca = true,
-                                          .serial = serial_one, .serial_len = 1,
+    make_cert(&cross, &(struct cert_spec){.cn = "Test Root X1",
+                                          .issuer = &old_root,
+                                          .ca = true,
+                                          .serial = serial_one,
+                                          .serial_len = 1,
                                           .not_before = now0 - 2000 * DAY,
-                                          .not_after = now0 - 2 * DAY, .reuse_key = &root});
+                                          .not_after = now0 - 2 * DAY,
+                                          .reuse_key = &root});
     /* A root that expires in a day, with a chain that outlives it. */
-    make_cert(&short_root, &(struct cert_spec){.cn = "Short Root", .ca = true,
-                                               .serial = serial_one, .serial_len = 1,
+    make_cert(&short_root, &(struct cert_spec){.cn = "Short Root",
+                                               .ca = true,
+                                               .serial = serial_one,
+                                               .serial_len = 1,
                                                .not_before = now0 - 10 * DAY,
                                                .not_after = now0 + DAY});
-    make_cert(&short_inter, &(struct cert_spec){.cn = "Short Inter", .issuer = &short_root,
-                                                .ca = true, .serial = serial_one,
-                                                .serial_len = 1, .not_before = nb,
+    make_cert(&short_inter, &(struct cert_spec){.cn = "Short Inter",
+                                                .issuer = &short_root,
+                                                .ca = true,
+                                                .serial = serial_one,
+                                                .serial_len = 1,
+                                                .not_before = nb,
                                                 .not_after = na});
-    make_cert(&short_leaf, &(struct cert_spec){.cn = "s", .issuer = &short_inter,
-                                               .serial = serial_one, .serial_len = 1,
-                                               .sans = leaf_sans, .san_count = 1,
-                                               .not_before = nb, .not_after = na});
+    make_cert(&short_leaf, &(struct cert_spec){.cn = "s",
+                                               .issuer = &short_inter,
+                                               .serial = serial_one,
+                                               .serial_len = 1,
+                                               .sans = leaf_sans,
+                                               .san_count = 1,
+                                               .not_before = nb,
+                                               .not_after = na});
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct made *all[] = {&root,     &inter,           &leaf,         &leaf_small, &leaf_nibble,
-                          &leaf_nosan, &root2,         &impostor,     &leaf_by_impostor,
-                          &leaf_by_leaf, &cross,       &short_root,   &short_inter,
-                          &short_leaf, &old_root};
+    struct made *all[] = {&root,       &inter,      &leaf,        &leaf_small,       &leaf_nibble,
+                          &leaf_nosan, &root2,      &impostor,    &leaf_by_impostor, &leaf_by_leaf,
+                          &cross,      &short_root, &short_inter, &short_leaf,       &old_root};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         free_made(all[i]);

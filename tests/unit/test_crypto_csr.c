@@ -76,9 +76,9 @@ static void assert_sans(gnutls_x509_crq_t crq, const char *const *names, size_t 
         size_t size = sizeof(buf);
         unsigned int type = 0, critical = 1;
 
-        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, seq, buf, &size, &type,
-                                                              &critical),
-                         GNUTLS_SAN_DNSNAME);
+        assert_int_equal(
+            gnutls_x509_crq_get_subject_alt_name(crq, seq, buf, &size, &type, &critical),
+            GNUTLS_SAN_DNSNAME);
         assert_int_equal(type, GNUTLS_SAN_DNSNAME);
         assert_int_equal(size, strlen(names[seq]));
         assert_memory_equal(buf, names[seq], size);
@@ -127,9 +127,8 @@ static void test_three_names(void **state)
         assert_int_equal(gnutls_x509_crq_verify(crq, 0), 0);
         assert_int_equal(gnutls_x509_crq_get_version(crq), 1);
         assert_int_equal(gnutls_x509_crq_get_signature_algorithm(crq), fx[i].sig);
-        assert_int_equal(gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0,
-                                                       cn, &cn_size),
-                         0);
+        assert_int_equal(
+            gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size), 0);
         assert_string_equal(cn, "example.com");
         /* Only the CN: no other subject attributes. */
         cn_size = sizeof(cn);
@@ -164,9 +163,9 @@ static void test_long_primary_has_no_cn(void **state)
     assert_int_equal(csr_create(fx[0].pem, names, 2, &der, &len), 0);
     crq = parse(der, len);
     assert_int_equal(gnutls_x509_crq_verify(crq, 0), 0);
-    assert_int_equal(gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
-                                                   &cn_size),
-                     GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
+    assert_int_equal(
+        gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size),
+        GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
     assert_sans(crq, names, 2);
     gnutls_x509_crq_deinit(crq);
     free(der);
@@ -180,9 +179,8 @@ static void test_long_primary_has_no_cn(void **state)
     assert_int_equal(csr_create(fx[0].pem, one, 1, &der, &len), 0);
     crq = parse(der, len);
     cn_size = sizeof(cn);
-    assert_int_equal(gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
-                                                   &cn_size),
-                     0);
+    assert_int_equal(
+        gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size), 0);
     assert_string_equal(cn, name64);
     assert_sans(crq, one, 1);
     gnutls_x509_crq_deinit(crq);

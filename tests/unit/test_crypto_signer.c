@@ -256,8 +256,9 @@ static unsigned int sign_many(struct fixture *f, unsigned int count, size_t want
         uint8_t *sig = NULL;
         size_t sig_len = 0;
         /* Lengths 0..~60 so the empty message and odd sizes are covered too. */
-        int len = snprintf(msg, sizeof(msg), "%.*s%u", (int)(i % 50), "abcdefghijklmnopqrstuvwxy"
-                                                                      "zABCDEFGHIJKLMNOPQRSTUVWXY",
+        int len = snprintf(msg, sizeof(msg), "%.*s%u", (int)(i % 50),
+                           "abcdefghijklmnopqrstuvwxy"
+                           "zABCDEFGHIJKLMNOPQRSTUVWXY",
                            i);
         if (i == 0)
             len = 0;
@@ -349,9 +350,8 @@ static void test_leading_zero_coordinate(void **state)
             found = true;
             lz_keys_tried = tries;
             /* GnuTLS's own export is indeed short here, so our padding did the work. */
-            assert_int_equal(gnutls_pubkey_export_ecc_raw2(pub, &curve, &gx, &gy,
-                                                           GNUTLS_EXPORT_FLAG_NO_LZ),
-                             0);
+            assert_int_equal(
+                gnutls_pubkey_export_ecc_raw2(pub, &curve, &gx, &gy, GNUTLS_EXPORT_FLAG_NO_LZ), 0);
             assert_true(x[0] == 0 ? gx.size < 32 : gy.size < 32);
             gnutls_free(gx.data);
             gnutls_free(gy.data);
@@ -392,8 +392,8 @@ static void test_rfc7638_thumbprint(void **state)
 {
     char tp[SIGNER_THUMBPRINT_SIZE];
     /* Extra members ("alg", "kid") are not part of the thumbprint (RFC 7638 §3.2). */
-    json_t *jwk = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "n", rfc7638_n, "e",
-                            "AQAB", "alg", "RS256", "kid", "2011-04-29");
+    json_t *jwk = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "n", rfc7638_n, "e", "AQAB",
+                            "alg", "RS256", "kid", "2011-04-29");
 
     assert_non_null(jwk);
     assert_int_equal(jwk_thumbprint(jwk, tp), 0);
@@ -432,7 +432,8 @@ static void test_thumbprint_of_generated_keys(void **state)
         int n;
 
         if (coord_size(fx[i].type))
-            n = snprintf(text, sizeof(text), "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+            n = snprintf(text, sizeof(text),
+                         "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
                          json_string_value(json_object_get(jwk, "crv")),
                          json_string_value(json_object_get(jwk, "x")),
                          json_string_value(json_object_get(jwk, "y")));
@@ -454,15 +455,18 @@ static void test_thumbprint_of_generated_keys(void **state)
 static void test_hmac_rfc4231(void **state)
 {
     /* RFC 4231 §4.2 (test case 1), §4.3 (2) and §4.7 (6: key longer than the block). */
-    static const uint8_t want1[32] = {
-        0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53, 0x5c, 0xa8, 0xaf, 0xce, 0xaf, 0x0b, 0xf1, 0x2b,
-        0x88, 0x1d, 0xc2, 0x00, 0xc9, 0x83, 0x3d, 0xa7, 0x26, 0xe9, 0x37, 0x6c, 0x2e, 0x32, 0xcf, 0xf7};
-    static const uint8_t want2[32] = {
-        0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
-        0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
-    static const uint8_t want6[32] = {
-        0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5, 0xb7, 0x7f,
-        0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
+    static const uint8_t want1[32] = {0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53,
+                                      0x5c, 0xa8, 0xaf, 0xce, 0xaf, 0x0b, 0xf1, 0x2b,
+                                      0x88, 0x1d, 0xc2, 0x00, 0xc9, 0x83, 0x3d, 0xa7,
+                                      0x26, 0xe9, 0x37, 0x6c, 0x2e, 0x32, 0xcf, 0xf7};
+    static const uint8_t want2[32] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+                                      0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                                      0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+                                      0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    static const uint8_t want6[32] = {0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f,
+                                      0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5, 0xb7, 0x7f,
+                                      0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14,
+                                      0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
     static const char data6[] = "Test Using Larger Than Block-Size Key - Hash Key First";
     uint8_t key[131], out[32];
 
@@ -479,9 +483,10 @@ static void test_hmac_rfc4231(void **state)
 static void test_sha256_vector(void **state)
 {
     /* FIPS 180-2 appendix B.1. */
-    static const uint8_t abc[32] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
-        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const uint8_t abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                    0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                    0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                    0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     uint8_t out[32];
 
     crypto_sha256("abc", 3, out);
@@ -497,9 +502,8 @@ static void test_load_refusals(void **state)
     assert_int_equal(signer_load("", &s), -EINVAL);
     assert_int_equal(signer_load("not a key", &s), -EINVAL);
     assert_int_equal(signer_load(ed25519_pkcs8, &s), -EINVAL);
-    assert_int_equal(signer_load("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
-                                 &s),
-                     -EINVAL);
+    assert_int_equal(
+        signer_load("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n", &s), -EINVAL);
     assert_null(s);
     signer_free(NULL);
 }
