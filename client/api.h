@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "certctl.h"
+#include "http.h"
 
 /*
  * Sends METHOD PATH with BODY (or NULL). On a 2xx answer returns CERTCTL_EXIT_OK with *OUT the
@@ -20,6 +21,26 @@ int api_call(struct certctl *ctx, const char *method, const char *path, const js
 /* Like api_call, but a 2xx answer without a JSON object is a failure too. */
 int api_call_object(struct certctl *ctx, const char *method, const char *path, const json_t *body,
                     json_t **out);
+
+/*
+ * Like api_call for answers that are not JSON (PEM): on a 2xx answer with a body returns
+ * CERTCTL_EXIT_OK with *RESP filled (the caller clears it; the body is wiped then, so it may
+ * hold a private key). Otherwise reports, leaves *RESP cleared and returns the exit code; an
+ * empty 2xx body is a failure.
+ */
+int api_call_raw(struct certctl *ctx, const char *method, const char *path,
+                 struct http_response *resp);
+
+/*
+ * One poll of a --wait loop: GET PATH, the whole request limited to TIMEOUT_MS (> 0). Like
+ * api_call_object, except that running out of time returns CERTCTL_EXIT_TIMEOUT without a
+ * message, so the caller can report the wait's timeout in its own words.
+ */
+int api_poll_object(struct certctl *ctx, const char *path, long timeout_ms, json_t **out);
+
+/* GET PATH for something optional (extra detail for a message): like api_call_object but
+ * reports nothing; any failure is just an exit code other than CERTCTL_EXIT_OK. */
+int api_get_quiet(struct certctl *ctx, const char *path, json_t **out);
 
 /*
  * Returns the malloc'd path "/v1/domains/<NAME><SUFFIX>" with NAME normalised as the daemon would

@@ -1,4 +1,4 @@
-/* certctl domain add|list|show|set|remove. */
+/* certctl domain add|list|show|set|remove, and renew (which shares add's --wait). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "common/types.h"
 #include "http.h"
 #include "output.h"
+#include "wait.h"
 
 /* The API's page size limit: list asks for full pages. */
 #define LIST_PAGE_MAX 1000
@@ -26,20 +27,20 @@ struct domain_opts {
     const char *challenge;
     const char *key_type;
     const char *ca;
+    bool wait;          /* add --wait */
+    long timeout_s;     /* add --timeout */
+    bool timeout_given;
 };
 
-enum { DOPT_ALT, DOPT_CHALLENGE, DOPT_KEY_TYPE, DOPT_CA, DOPT_NO_ALT };
+/* The two commands share the parser, which tells options apart by name: add has --wait and
+ * --timeout, set has --no-alt. */
 static const struct opt_spec add_opts[] = {
-    [DOPT_ALT] = {"--alt", true},
-    [DOPT_CHALLENGE] = {"--challenge", true},
-    [DOPT_KEY_TYPE] = {"--key-type", true},
-    [DOPT_CA] = {"--ca", true},
-    {NULL, false},
+    {"--alt", true},  {"--challenge", true}, {"--key-type", true}, {"--ca", true},
+    {"--wait", false}, {"--timeout", true},  {NULL, false},
 };
 static const struct opt_spec set_opts[] = {
-    [DOPT_ALT] = {"--alt", true},           [DOPT_CHALLENGE] = {"--challenge", true},
-    [DOPT_KEY_TYPE] = {"--key-type", true}, [DOPT_CA] = {"--ca", true},
-    [DOPT_NO_ALT] = {"--no-alt", false},    {NULL, false},
+    {"--alt", true}, {"--challenge", true}, {"--key-type", true},
+    {"--ca", true},  {"--no-alt", false},   {NULL, false},
 };
 
 /* Parses the arguments of add (SPECS add_opts) or set (set_opts) into *O, which the caller frees
@@ -61,25 +62,21 @@ static int parse_domain_opts(struct certctl *ctx, struct cli_args *args,
             o->name = val;
             continue;
         }
-        switch (which) {
-        case DOPT_ALT:
+        const char *opt = specs[which].name;
+        if (strcmp(opt, "--alt") == 0) {
             if (!o->alt_names && !(o->alt_names = json_array()))
                 goto oom;
             if (json_array_append_new(o->alt_names, json_string(val)) < 0)
                 goto oom;
-            break;
-        case DOPT_NO_ALT:
+        } else if (strcmp(opt, "--no-alt") == 0) {
             o->no_alt = true;
-            break;
-        case DOPT_CHALLENGE: {
+        } else if (strcmp(opt, "--challenge") == 0) {
             enum challenge_type ct;
             if (!challenge_type_parse(val, &ct))
                 return usage_error(
                     ctx, "unknown challenge type '%s' (http-01, dns-01 or tls-alpn-01)", val);
             o->challenge = val;
-            break;
-        }
-        case DOPT_KEY_TYPE: {
+        } else if (strcmp(opt, "--key-type") == 0) {
             enum key_type kt;
             if (!key_type_parse(val, &kt))
                 return usage_error(ctx,
@@ -87,19 +84,25 @@ static int parse_domain_opts(struct certctl *ctx, struct cli_args *args,
                                    "rsa-3072 or rsa-4096)",
                                    val);
             o->key_type = val;
-            break;
-        }
-        case DOPT_CA:
+        } else if (strcmp(opt, "--ca") == 0) {
             if (val[0] == '\0')
                 return usage_error(ctx, "--ca needs a CA name");
             o->ca = val;
-            break;
+        } else if (strcmp(opt, "--wait") == 0) {
+            o->wait = true;
+        } else if (strcmp(opt, "--timeout") == 0) {
+            int rc = wait_parse_timeout(ctx, val, &o->timeout_s);
+            if (rc != CERTCTL_EXIT_OK)
+                return rc;
+            o->timeout_given = true;
         }
     }
     if (!o->name)
         return usage_error(ctx, "missing domain name");
     if (o->no_alt && o->alt_names)
         return usage_error(ctx, "--alt and --no-alt exclude each other");
+    if (o->timeout_given && !o->wait)
+        return usage_error(ctx, "--timeout applies only with --wait");
     return CERTCTL_EXIT_OK;
 oom:
     errmsg("out of memory");

@@ -303,9 +303,8 @@ out:
     return out;
 }
 
-/* Fills ERR from an error answer: the problem document verbatim when there is one. */
-static void error_from_response(struct acme_client *c, const char *url,
-                                const struct acme_http_response *resp, struct acme_error *err)
+void acme_error_from_response(const char *ca, const char *url,
+                              const struct acme_http_response *resp, struct acme_error *err)
 {
     if (!err)
         return;
@@ -316,16 +315,30 @@ static void error_from_response(struct acme_client *c, const char *url,
         err->problem = p;
         const char *type = json_string_value(json_object_get(p, "type"));
         const char *detail = json_string_value(json_object_get(p, "detail"));
-        set_err(err, "CA %s: %s%s%s", c->name, detail ? detail : "error",
-                type ? " (" : "", type ? type : "");
+        set_err(err, "CA %s: %s%s%s", ca, detail ? detail : "error", type ? " (" : "",
+                type ? type : "");
         if (type) {
             size_t len = strlen(err->message);
             snprintf(err->message + len, sizeof(err->message) - len, ")");
         }
+        /* RFC 8555 §6.7.1: which identifiers failed, and why. */
+        size_t i;
+        json_t *sub;
+        json_array_foreach(json_object_get(p, "subproblems"), i, sub)
+        {
+            size_t len = strlen(err->message);
+            const char *value =
+                json_string_value(json_object_get(json_object_get(sub, "identifier"), "value"));
+            const char *sdetail = json_string_value(json_object_get(sub, "detail"));
+            if (len + 4 >= sizeof(err->message))
+                break;
+            snprintf(err->message + len, sizeof(err->message) - len, "; %s: %s",
+                     value ? value : "?", sdetail ? sdetail : "error");
+        }
         return;
     }
     json_decref(p);
-    set_err(err, "CA %s answered HTTP %ld to %s", c->name, resp->status, url);
+    set_err(err, "CA %s answered HTTP %ld to %s", ca, resp->status, url);
 }
 
 /* One signed exchange with nonce retries; the signer and kid are fixed by the caller. */
@@ -352,7 +365,7 @@ static int signed_post(struct acme_client *c, const struct signer *signer, const
         nonce_keep(c, resp);
         if (resp->status < 400)
             return 0;
-        error_from_response(c, url, resp, err);
+        acme_error_from_response(c->name, url, resp, err);
         /* RFC 8555 §6.5: a badNonce answer carries a fresh nonce; try again with it. */
         if (acme_error_is(err, "badNonce") && attempt < MAX_NONCE_RETRIES) {
             pthread_mutex_lock(&c->lock);

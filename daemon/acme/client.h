@@ -31,6 +31,14 @@ void acme_error_clear(struct acme_error *e);
 /* True when E holds a problem of TYPE (the part after ACME_ERR_PREFIX, e.g. "rateLimited"). */
 bool acme_error_is(const struct acme_error *e, const char *type);
 
+/*
+ * Fills ERR from an error answer of CA to URL: the problem document (RFC 8555 §6.7, RFC 9457)
+ * kept verbatim, a one-line message with its detail, type and subproblems, and the
+ * Retry-After. A body that is not a JSON object gives a message with the HTTP status.
+ */
+void acme_error_from_response(const char *ca, const char *url,
+                              const struct acme_http_response *resp, struct acme_error *err);
+
 struct acme_client_opts {
     const char *name;            /* CA name from the config */
     const char *directory_url;

@@ -5,6 +5,7 @@
 #include <nettle/base64.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/jsonutil.h"
 #include "common/names.h"
@@ -60,6 +61,7 @@ static json_t *domain_json(struct store *st, const struct store_domain *d)
         json_time_or_null(d->created_at), "updated_at", json_time_or_null(d->updated_at));
     if (!o)
         return NULL;
+    json_object_set_new(o, "next_attempt_at", json_time_or_null(d->next_attempt_at));
 
     struct store_key *k = NULL;
     struct store_cert *c = NULL;
@@ -415,7 +417,7 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     char err[NAME_ERR_SIZE];
     const char *bad;
     bool unknown;
-    char *detail = NULL;
+    char *detail = NULL, *before = NULL;
     struct store_domain *d = NULL, *stored = NULL;
     json_t *body = NULL;
 
@@ -430,8 +432,13 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     }
     if (!(d = path_domain(req, param, false, &rc)))
         goto out;
-    if (!apply_settings(req, body, d, &rc))
+    /* What the certificate depends on, to tell whether the change needs a new order. */
+    before = settings_detail(d, NULL);
+    char *old_key_type = strdup(d->key_type);
+    if (!apply_settings(req, body, d, &rc)) {
+        free(old_key_type);
         goto out;
+    }
     detail = settings_detail(d, NULL);
     struct store_event_in ev = {.type = "domain.updated", .domain = d->name,
                                 .actor = req->caller.actor, .detail_json = detail};
@@ -446,8 +453,29 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
         goto out;
     }
     log_info("domain %s updated by %s", d->name, req->caller.actor);
+    /* New names, CA or challenge: order now rather than at the next renewal (a failing domain
+     * gets its retry with the fixed settings at once). A new key type waits for the renewal. */
+    char *after = settings_detail(d, NULL);
+    bool replan = before && after && strcmp(before, after) != 0;
+    if (replan && old_key_type && strcmp(old_key_type, d->key_type) != 0) {
+        struct store_domain probe = *d;
+        probe.key_type = old_key_type;
+        char *without_kt = settings_detail(&probe, NULL);
+        replan = without_kt && strcmp(before, without_kt) != 0;
+        free(without_kt);
+    }
+    free(after);
+    free(old_key_type);
+    if (replan) {
+        struct store_event_in sev = {.type = "renewal.requested", .domain = d->name,
+                                     .actor = req->caller.actor,
+                                     .detail_json = "{\"why\":\"settings changed\"}"};
+        if (store_domain_schedule(req->ctx->store, stored->id, (int64_t)time(NULL), 0, &sev) == 0)
+            scheduler_poke(req->ctx->scheduler);
+    }
     rc = api_respond_json(req, MHD_HTTP_OK, domain_json(req->ctx->store, stored));
 out:
+    free(before);
     free(detail);
     store_domain_free(d);
     store_domain_free(stored);

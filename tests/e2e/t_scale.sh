@@ -13,7 +13,7 @@ pebble_start
 write_config "$(certd_pebble_config_text)"
 start_certd
 cc() { "$CERTCTL_BIN" "$@"; }
-db() { sqlite3 "$T_DIR/state/certd.db" "$@"; }
+db() { sqlite3 -separator ' ' "$T_DIR/state/certd.db" "$@"; }
 pebble_root_pem "$T_DIR/pebble-roots.pem"
 openssl x509 -in "$T_DIR/pebble-roots.pem" -out "$T_DIR/pebble-root.pem"
 check_match "the trust anchor is Pebble's root alone" 'Pebble Root CA' \
@@ -116,11 +116,8 @@ posts=$(grep -c 'POST /' "$T_DIR/pebble.log" || true)
 bad_nonces=$(grep -c 'badNonce on .*retrying' "$T_DIR/certd.log" || true)
 log "Pebble answered $posts POSTs; certd retried $bad_nonces badNonce rejections" \
     "(Pebble does not log the rejections themselves)"
-# With 5% of a few hundred POSTs rejected, seeing none would mean the retry path went unused
-# (probability 0.95^posts, < 1e-4 for 200 POSTs) or certd stopped logging it.
-if [ "$posts" -ge 200 ]; then
-    check "bad nonces were met and retried" test "$bad_nonces" -gt 0
-fi
+# Not asserted: with ~170 POSTs at 5% the chance of meeting no rejection at all is ~2e-4, too
+# flaky for a check; surviving them is what the failure_count and one-order checks above prove.
 
 # --- nothing left behind -------------------------------------------------------------------
 check_eq "no challenge rows left" 0 "$(db 'select count(*) from challenges')"
