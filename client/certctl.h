@@ -14,7 +14,7 @@ enum certctl_exit {
     CERTCTL_EXIT_FAILED = 1,      /* the daemon refused, or the operation failed */
     CERTCTL_EXIT_USAGE = 2,       /* unknown command/option, missing or bad argument */
     CERTCTL_EXIT_UNREACHABLE = 3, /* cannot connect to the daemon */
-    CERTCTL_EXIT_TIMEOUT = 4,     /* a --wait timed out (reserved) */
+    CERTCTL_EXIT_TIMEOUT = 4,     /* a --wait timed out */
     CERTCTL_EXIT_PARTIAL = 5,     /* a multi-item command did only part of its work (reserved) */
 };
 
@@ -43,6 +43,10 @@ extern const struct command cmd_status;
 extern const struct command cmd_domain;
 extern const struct command cmd_history;
 extern const struct command cmd_events;
+extern const struct command cmd_renew;
+extern const struct command cmd_cert;
+extern const struct command cmd_order;
+extern const struct command cmd_account;
 
 /*
  * Prints "certctl: <message>" and the hint "try 'certctl <ctx->cmd_path> --help'" to stderr and

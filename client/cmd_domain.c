@@ -234,6 +234,143 @@ static int print_domain_doc(const struct certctl *ctx, const json_t *doc)
     return print_domain(doc);
 }
 
+/* ---- waiting for an order (add --wait, renew --wait) -------------------------------------- */
+
+static bool status_is(const json_t *d, const char *status)
+{
+    const char *st = json_string_value(json_object_get(d, "status"));
+    return st && strcmp(st, status) == 0;
+}
+
+/* The id of D's current certificate, 0 when it has none (ids start at 1). */
+static json_int_t current_cert_id(const json_t *d)
+{
+    const json_t *id = json_object_get(json_object_get(d, "certificate"), "id");
+    return json_is_integer(id) ? json_integer_value(id) : 0;
+}
+
+static json_int_t failure_count(const json_t *d)
+{
+    const json_t *n = json_object_get(d, "failure_count");
+    return json_is_integer(n) ? json_integer_value(n) : 0;
+}
+
+/* add --wait: the first certificate arrived, or the first order failed. */
+static enum wait_verdict first_cert_check(const json_t *d, void *arg)
+{
+    if (status_is(d, "active"))
+        return WAIT_SUCCEEDED;
+    if (status_is(d, "failed") || status_is(d, "removed"))
+        return WAIT_FAILED;
+    return WAIT_CONTINUE;
+}
+
+/* What renew --wait saw before it asked for the order. */
+struct renew_before {
+    json_int_t cert_id;
+    json_int_t failures;
+};
+
+/* renew --wait: a new current certificate, or one more failure. A success resets the failure
+ * count, so the certificate is looked at first. */
+static enum wait_verdict renewed_check(const json_t *d, void *arg)
+{
+    const struct renew_before *before = arg;
+    json_int_t id = current_cert_id(d);
+
+    if (id != 0 && id != before->cert_id)
+        return WAIT_SUCCEEDED;
+    if (failure_count(d) > before->failures || status_is(d, "removed"))
+        return WAIT_FAILED;
+    return WAIT_CONTINUE;
+}
+
+/* Says why NAME's order failed: "NAME: <last_error>", then the CA's problem document from the
+ * latest order when it adds something the last error does not already say. */
+static void report_order_failure(struct certctl *ctx, const char *name, const json_t *d)
+{
+    char err[1024], prob[1024];
+    json_t *order = NULL;
+
+    if (status_is(d, "removed")) {
+        errmsg("%s: the domain was removed while waiting", name);
+        return;
+    }
+    const json_t *last = json_object_get(d, "last_error");
+    if (!last || json_is_null(last))
+        snprintf(err, sizeof(err), "the order failed");
+    else
+        describe_error(last, err, sizeof(err));
+    output_sanitize(err);
+    errmsg("%s: %s", name, err);
+
+    char *path = api_domain_path(ctx, name, "/order");
+    if (path && api_get_quiet(ctx, path, &order) == CERTCTL_EXIT_OK) {
+        const json_t *e = json_object_get(order, "error");
+        if (json_is_object(e)) {
+            problem_describe(e, prob, sizeof(prob));
+            output_sanitize(prob);
+            if (prob[0] && !strstr(err, prob))
+                errmsg("%s: CA problem: %s", name, prob);
+        }
+    }
+    json_decref(order);
+    free(path);
+}
+
+/*
+ * Polls domain NAME until CHECK decides or TIMEOUT_S pass, and turns the outcome into output and
+ * an exit code: the domain (like show) on success; on failure or timeout a message on stderr
+ * and, with --json, the last state seen on stdout. WHAT names the awaited thing for the timeout
+ * message ("first certificate").
+ */
+static int wait_domain(struct certctl *ctx, const char *name, long timeout_s,
+                       wait_check_fn check, void *arg, const char *what)
+{
+    char dname[512], st[64];
+    json_t *last = NULL;
+    int ret, rc;
+
+    char *path = api_domain_path(ctx, name, "");
+    if (!path)
+        return CERTCTL_EXIT_FAILED;
+    struct wait_spec spec = {.timeout_s = timeout_s, .check = check, .arg = arg};
+    enum wait_outcome outcome = wait_poll(ctx, path, &spec, &last, &rc);
+    free(path);
+
+    /* Messages name the domain as certd spells it (normalised), sanitised like all its text. */
+    const json_t *n = json_object_get(last, "name");
+    snprintf(dname, sizeof(dname), "%s", json_is_string(n) ? json_string_value(n) : name);
+    output_sanitize(dname);
+
+    switch (outcome) {
+    case WAIT_OUTCOME_SUCCEEDED:
+        ret = print_domain_doc(ctx, last);
+        goto out;
+    case WAIT_OUTCOME_FAILED:
+        report_order_failure(ctx, dname, last);
+        ret = CERTCTL_EXIT_FAILED;
+        break;
+    case WAIT_OUTCOME_TIMEOUT:
+        output_value(json_object_get(last, "status"), st, sizeof(st));
+        output_sanitize(st);
+        errmsg("%s: timed out after %ld s waiting for the %s (status %s; certd keeps trying, "
+               "see 'certctl order show %s')",
+               dname, timeout_s, what, st, dname);
+        ret = CERTCTL_EXIT_TIMEOUT;
+        break;
+    case WAIT_OUTCOME_ERROR:
+    default:
+        ret = rc;
+        goto out;
+    }
+    if (ctx->json && last)
+        output_json(last);
+out:
+    json_decref(last);
+    return ret;
+}
+
 /* ---- add -------------------------------------------------------------------------------- */
 
 static int run_add(struct certctl *ctx, struct cli_args *args)
@@ -252,8 +389,16 @@ static int run_add(struct certctl *ctx, struct cli_args *args)
         goto out;
     }
     ret = api_call_object(ctx, "POST", "/v1/domains", body, &doc);
-    if (ret == CERTCTL_EXIT_OK)
+    if (ret != CERTCTL_EXIT_OK)
+        goto out;
+    if (!o.wait) {
         ret = print_domain_doc(ctx, doc);
+        goto out;
+    }
+    /* Poll by the name certd answered with (normalised), which is what the path needs. */
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    ret = wait_domain(ctx, name ? name : o.name, o.timeout_given ? o.timeout_s : WAIT_DEFAULT_TIMEOUT_S,
+                      first_cert_check, NULL, "first certificate");
 out:
     json_decref(doc);
     json_decref(body);
@@ -266,7 +411,7 @@ static const struct command cmd_domain_add = {
     .summary = "Start managing a domain (generates its first key)",
     .usage =
         "Usage: certctl domain add NAME [--alt NAME]... [--challenge TYPE] [--key-type TYPE]\n"
-        "                          [--ca CA]\n"
+        "                          [--ca CA] [--wait [--timeout S]]\n"
         "\n"
         "Starts managing domain NAME: certd records it, generates its first private key and\n"
         "will obtain a certificate for NAME and its alternative names. Adding a removed (not\n"
@@ -278,8 +423,17 @@ static const struct command cmd_domain_add = {
         "  --challenge TYPE  http-01 (default), dns-01 or tls-alpn-01; wildcards need dns-01\n"
         "  --key-type TYPE   ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096\n"
         "  --ca CA           A CA name from certd's configuration (default: its default_ca)\n"
+        "  --wait            After adding, wait until the first certificate is issued (or its\n"
+        "                    order fails) and print the domain then\n"
+        "  --timeout S       Give up waiting after S seconds (default 300)\n"
         "\n"
-        "Calls POST /v1/domains. Prints the new domain (with --json, the API's response).\n",
+        "Calls POST /v1/domains. Prints the new domain (with --json, the API's response).\n"
+        "With --wait, polls GET /v1/domains/NAME every 250 ms and exits with:\n"
+        "  0  the domain is active: it is printed (with --json, as JSON)\n"
+        "  1  the order failed: certd's last error and the CA's problem go to stderr\n"
+        "  4  no outcome within the timeout (certd keeps trying)\n"
+        "On 1 and 4, --json prints the last state seen. Stopping the wait (Ctrl-C) or a timeout\n"
+        "does not stop the order.\n",
     .run = run_add,
 };
 
@@ -660,6 +814,115 @@ static const struct command cmd_domain_remove = {
     .run = run_remove,
 };
 
+/* ---- renew ------------------------------------------------------------------------------ */
+
+static const struct opt_spec renew_opts[] = {
+    {"--wait", false},
+    {"--timeout", true},
+    {NULL, false},
+};
+
+static int run_renew(struct certctl *ctx, struct cli_args *args)
+{
+    int which;
+    const char *val, *name = NULL;
+    enum args_result r;
+    bool wait = false, timeout_given = false;
+    long timeout_s = WAIT_DEFAULT_TIMEOUT_S;
+    json_t *before_doc = NULL, *doc = NULL;
+    char *path = NULL, *renew_path = NULL;
+    int ret;
+
+    while ((r = args_next(args, ctx, renew_opts, &which, &val)) != ARGS_END) {
+        if (r == ARGS_ERROR)
+            return CERTCTL_EXIT_USAGE;
+        if (r == ARGS_WORD) {
+            if (name)
+                return usage_error(ctx, "unexpected argument '%s'", val);
+            name = val;
+        } else if (which == 0) {
+            wait = true;
+        } else {
+            ret = wait_parse_timeout(ctx, val, &timeout_s);
+            if (ret != CERTCTL_EXIT_OK)
+                return ret;
+            timeout_given = true;
+        }
+    }
+    if (!name)
+        return usage_error(ctx, "missing domain name");
+    if (timeout_given && !wait)
+        return usage_error(ctx, "--timeout applies only with --wait");
+
+    path = api_domain_path(ctx, name, "");
+    renew_path = api_domain_path(ctx, name, "/renew");
+    if (!path || !renew_path) {
+        ret = CERTCTL_EXIT_FAILED;
+        goto out;
+    }
+    /* What "renewed" means is relative: remember the certificate and failure count now, so
+     * that any later change of either is this request's outcome (or a concurrent order's, which
+     * is as good an answer to "does this domain get certificates"). */
+    struct renew_before before = {0};
+    if (wait) {
+        ret = api_call_object(ctx, "GET", path, NULL, &before_doc);
+        if (ret != CERTCTL_EXIT_OK)
+            goto out;
+        before.cert_id = current_cert_id(before_doc);
+        before.failures = failure_count(before_doc);
+    }
+    ret = api_call(ctx, "POST", renew_path, NULL, &doc);
+    if (ret != CERTCTL_EXIT_OK)
+        goto out;
+    if (wait) {
+        const char *norm = json_string_value(json_object_get(before_doc, "name"));
+        ret = wait_domain(ctx, norm ? norm : name, timeout_s, renewed_check, &before,
+                          "new certificate");
+    } else if (ctx->json && doc) {
+        ret = output_json(doc) == 0 ? CERTCTL_EXIT_OK : CERTCTL_EXIT_FAILED;
+    } else if (!ctx->json) {
+        char dname[512];
+        const json_t *n = json_object_get(doc, "name");
+        snprintf(dname, sizeof(dname), "%s", json_is_string(n) ? json_string_value(n) : name);
+        output_sanitize(dname);
+        printf("renewal of %s scheduled (follow it with 'certctl domain show %s' or "
+               "'certctl order show %s')\n",
+               dname, dname, dname);
+    }
+out:
+    json_decref(doc);
+    json_decref(before_doc);
+    free(path);
+    free(renew_path);
+    return ret;
+}
+
+const struct command cmd_renew = {
+    .name = "renew",
+    .summary = "Order a new certificate for a domain now",
+    .usage =
+        "Usage: certctl renew NAME [--wait [--timeout S]]\n"
+        "\n"
+        "Makes certd start a new ACME order for domain NAME now, whatever its renewal date\n"
+        "(also to retry a failed domain at once). The current certificate keeps being served\n"
+        "until the new one is stored.\n"
+        "\n"
+        "Options:\n"
+        "  --wait        Wait for the outcome and print the domain with its new certificate\n"
+        "  --timeout S   Give up waiting after S seconds (default 300)\n"
+        "\n"
+        "Calls POST /v1/domains/NAME/renew. Without --wait, prints that the renewal is\n"
+        "scheduled (with --json, the API's response). With --wait, first reads the domain\n"
+        "(GET /v1/domains/NAME) and remembers its current certificate id and failure count,\n"
+        "then polls it every 250 ms and exits with:\n"
+        "  0  the current certificate changed: the domain is printed (--json: as JSON)\n"
+        "  1  the failure count grew: certd's last error and the CA's problem go to stderr\n"
+        "  4  neither happened within the timeout (the order goes on)\n"
+        "An order that was already running when renew was called counts as the outcome too.\n"
+        "On 1 and 4, --json prints the last state seen.\n",
+    .run = run_renew,
+};
+
 /* ---- domain ----------------------------------------------------------------------------- */
 
 static const struct command *const domain_subs[] = {
@@ -673,6 +936,7 @@ const struct command cmd_domain = {
              "\n"
              "Commands:\n"
              "  add NAME [--alt NAME]... [--challenge TYPE] [--key-type TYPE] [--ca CA]\n"
+             "      [--wait [--timeout S]]\n"
              "                  Start managing a domain (generates its first key)\n"
              "  list [--all] [--limit N]\n"
              "                  List managed domains\n"
