@@ -27,16 +27,16 @@ struct domain_opts {
     const char *challenge;
     const char *key_type;
     const char *ca;
-    bool wait;          /* add --wait */
-    long timeout_s;     /* add --timeout */
+    bool wait;      /* add --wait */
+    long timeout_s; /* add --timeout */
     bool timeout_given;
 };
 
 /* The two commands share the parser, which tells options apart by name: add has --wait and
  * --timeout, set has --no-alt. */
 static const struct opt_spec add_opts[] = {
-    {"--alt", true},  {"--challenge", true}, {"--key-type", true}, {"--ca", true},
-    {"--wait", false}, {"--timeout", true},  {NULL, false},
+    {"--alt", true},   {"--challenge", true}, {"--key-type", true}, {"--ca", true},
+    {"--wait", false}, {"--timeout", true},   {NULL, false},
 };
 static const struct opt_spec set_opts[] = {
     {"--alt", true}, {"--challenge", true}, {"--key-type", true},
@@ -302,7 +302,12 @@ static void report_order_failure(struct certctl *ctx, const char *name, const js
     else
         describe_error(last, err, sizeof(err));
     output_sanitize(err);
-    errmsg("%s: %s", name, err);
+    /* certd's errors usually name the domain already: do not say it twice. */
+    size_t nlen = strlen(name);
+    if (strncmp(err, name, nlen) == 0 && err[nlen] == ':')
+        errmsg("%s", err);
+    else
+        errmsg("%s: %s", name, err);
 
     char *path = api_domain_path(ctx, name, "/order");
     if (path && api_get_quiet(ctx, path, &order) == CERTCTL_EXIT_OK) {
@@ -324,8 +329,8 @@ static void report_order_failure(struct certctl *ctx, const char *name, const js
  * and, with --json, the last state seen on stdout. WHAT names the awaited thing for the timeout
  * message ("first certificate").
  */
-static int wait_domain(struct certctl *ctx, const char *name, long timeout_s,
-                       wait_check_fn check, void *arg, const char *what)
+static int wait_domain(struct certctl *ctx, const char *name, long timeout_s, wait_check_fn check,
+                       void *arg, const char *what)
 {
     char dname[512], st[64];
     json_t *last = NULL;
@@ -397,8 +402,9 @@ static int run_add(struct certctl *ctx, struct cli_args *args)
     }
     /* Poll by the name certd answered with (normalised), which is what the path needs. */
     const char *name = json_string_value(json_object_get(doc, "name"));
-    ret = wait_domain(ctx, name ? name : o.name, o.timeout_given ? o.timeout_s : WAIT_DEFAULT_TIMEOUT_S,
-                      first_cert_check, NULL, "first certificate");
+    ret = wait_domain(ctx, name ? name : o.name,
+                      o.timeout_given ? o.timeout_s : WAIT_DEFAULT_TIMEOUT_S, first_cert_check,
+                      NULL, "first certificate");
 out:
     json_decref(doc);
     json_decref(body);
@@ -900,26 +906,25 @@ out:
 const struct command cmd_renew = {
     .name = "renew",
     .summary = "Order a new certificate for a domain now",
-    .usage =
-        "Usage: certctl renew NAME [--wait [--timeout S]]\n"
-        "\n"
-        "Makes certd start a new ACME order for domain NAME now, whatever its renewal date\n"
-        "(also to retry a failed domain at once). The current certificate keeps being served\n"
-        "until the new one is stored.\n"
-        "\n"
-        "Options:\n"
-        "  --wait        Wait for the outcome and print the domain with its new certificate\n"
-        "  --timeout S   Give up waiting after S seconds (default 300)\n"
-        "\n"
-        "Calls POST /v1/domains/NAME/renew. Without --wait, prints that the renewal is\n"
-        "scheduled (with --json, the API's response). With --wait, first reads the domain\n"
-        "(GET /v1/domains/NAME) and remembers its current certificate id and failure count,\n"
-        "then polls it every 250 ms and exits with:\n"
-        "  0  the current certificate changed: the domain is printed (--json: as JSON)\n"
-        "  1  the failure count grew: certd's last error and the CA's problem go to stderr\n"
-        "  4  neither happened within the timeout (the order goes on)\n"
-        "An order that was already running when renew was called counts as the outcome too.\n"
-        "On 1 and 4, --json prints the last state seen.\n",
+    .usage = "Usage: certctl renew NAME [--wait [--timeout S]]\n"
+             "\n"
+             "Makes certd start a new ACME order for domain NAME now, whatever its renewal date\n"
+             "(also to retry a failed domain at once). The current certificate keeps being served\n"
+             "until the new one is stored.\n"
+             "\n"
+             "Options:\n"
+             "  --wait        Wait for the outcome and print the domain with its new certificate\n"
+             "  --timeout S   Give up waiting after S seconds (default 300)\n"
+             "\n"
+             "Calls POST /v1/domains/NAME/renew. Without --wait, prints that the renewal is\n"
+             "scheduled (with --json, the API's response). With --wait, first reads the domain\n"
+             "(GET /v1/domains/NAME) and remembers its current certificate id and failure count,\n"
+             "then polls it every 250 ms and exits with:\n"
+             "  0  the current certificate changed: the domain is printed (--json: as JSON)\n"
+             "  1  the failure count grew: certd's last error and the CA's problem go to stderr\n"
+             "  4  neither happened within the timeout (the order goes on)\n"
+             "An order that was already running when renew was called counts as the outcome too.\n"
+             "On 1 and 4, --json prints the last state seen.\n",
     .run = run_renew,
 };
 

@@ -37,7 +37,8 @@ static const char top_usage_tail[] =
     "Run 'certctl COMMAND --help' for a command's options.\n";
 
 static const struct command *const top_commands[] = {
-    &cmd_status, &cmd_domain, &cmd_history, &cmd_events, NULL,
+    &cmd_status,  &cmd_domain, &cmd_renew,   &cmd_cert, &cmd_order,
+    &cmd_history, &cmd_events, &cmd_account, NULL,
 };
 
 void errmsg(const char *fmt, ...)

@@ -43,8 +43,8 @@ enum wait_outcome wait_poll(struct certctl *ctx, const char *path, const struct 
         if (left <= 0)
             break;
         json_t *got = NULL;
-        int rc = api_poll_object(ctx, path, (long)(left > WAIT_MIN_REQUEST_MS ? left : WAIT_MIN_REQUEST_MS),
-                                 &got);
+        int rc = api_poll_object(
+            ctx, path, (long)(left > WAIT_MIN_REQUEST_MS ? left : WAIT_MIN_REQUEST_MS), &got);
         if (rc == CERTCTL_EXIT_TIMEOUT)
             break; /* the request ran into the deadline */
         if (rc != CERTCTL_EXIT_OK) {
