@@ -27,20 +27,32 @@ struct domain_opts {
     const char *challenge;
     const char *key_type;
     const char *ca;
+    bool reuse_key;    /* --reuse-key */
+    bool no_reuse_key; /* --no-reuse-key */
+    const char *profile; /* --profile */
+    bool no_profile;     /* --no-profile: back to the CA's default (null) */
+    const char *renew_before;
+    bool no_renew_before;
     bool wait;      /* add --wait */
     long timeout_s; /* add --timeout */
     bool timeout_given;
 };
 
 /* The two commands share the parser, which tells options apart by name: add has --wait and
- * --timeout, set has --no-alt. */
+ * --timeout, set has --no-alt. Both take the renewal settings and their --no- forms (on add
+ * the --no- forms state the default explicitly). */
 static const struct opt_spec add_opts[] = {
-    {"--alt", true},   {"--challenge", true}, {"--key-type", true}, {"--ca", true},
-    {"--wait", false}, {"--timeout", true},   {NULL, false},
+    {"--alt", true},          {"--challenge", true},     {"--key-type", true},
+    {"--ca", true},           {"--reuse-key", false},    {"--no-reuse-key", false},
+    {"--profile", true},      {"--no-profile", false},   {"--renew-before", true},
+    {"--no-renew-before", false}, {"--wait", false},     {"--timeout", true},
+    {NULL, false},
 };
 static const struct opt_spec set_opts[] = {
-    {"--alt", true}, {"--challenge", true}, {"--key-type", true},
-    {"--ca", true},  {"--no-alt", false},   {NULL, false},
+    {"--alt", true},          {"--challenge", true},     {"--key-type", true},
+    {"--ca", true},           {"--no-alt", false},       {"--reuse-key", false},
+    {"--no-reuse-key", false}, {"--profile", true},      {"--no-profile", false},
+    {"--renew-before", true}, {"--no-renew-before", false}, {NULL, false},
 };
 
 /* Parses the arguments of add (SPECS add_opts) or set (set_opts) into *O, which the caller frees
@@ -88,6 +100,24 @@ static int parse_domain_opts(struct certctl *ctx, struct cli_args *args,
             if (val[0] == '\0')
                 return usage_error(ctx, "--ca needs a CA name");
             o->ca = val;
+        } else if (strcmp(opt, "--reuse-key") == 0) {
+            o->reuse_key = true;
+        } else if (strcmp(opt, "--no-reuse-key") == 0) {
+            o->no_reuse_key = true;
+        } else if (strcmp(opt, "--profile") == 0) {
+            if (val[0] == '\0')
+                return usage_error(ctx, "--profile needs a profile name (--no-profile for the "
+                                        "CA's default)");
+            o->profile = val;
+        } else if (strcmp(opt, "--no-profile") == 0) {
+            o->no_profile = true;
+        } else if (strcmp(opt, "--renew-before") == 0) {
+            if (val[0] == '\0')
+                return usage_error(ctx, "--renew-before needs a duration or fraction such as "
+                                        "30d or 33%% (--no-renew-before for the global policy)");
+            o->renew_before = val;
+        } else if (strcmp(opt, "--no-renew-before") == 0) {
+            o->no_renew_before = true;
         } else if (strcmp(opt, "--wait") == 0) {
             o->wait = true;
         } else if (strcmp(opt, "--timeout") == 0) {
@@ -101,6 +131,12 @@ static int parse_domain_opts(struct certctl *ctx, struct cli_args *args,
         return usage_error(ctx, "missing domain name");
     if (o->no_alt && o->alt_names)
         return usage_error(ctx, "--alt and --no-alt exclude each other");
+    if (o->reuse_key && o->no_reuse_key)
+        return usage_error(ctx, "--reuse-key and --no-reuse-key exclude each other");
+    if (o->profile && o->no_profile)
+        return usage_error(ctx, "--profile and --no-profile exclude each other");
+    if (o->renew_before && o->no_renew_before)
+        return usage_error(ctx, "--renew-before and --no-renew-before exclude each other");
     if (o->timeout_given && !o->wait)
         return usage_error(ctx, "--timeout applies only with --wait");
     return CERTCTL_EXIT_OK;
@@ -129,6 +165,16 @@ static int domain_opts_body(const struct domain_opts *o, json_t *body)
         rc |= json_object_set_new(body, "key_type", json_string(o->key_type));
     if (o->ca)
         rc |= json_object_set_new(body, "ca", json_string(o->ca));
+    if (o->reuse_key || o->no_reuse_key)
+        rc |= json_object_set_new(body, "reuse_key", json_boolean(o->reuse_key));
+    if (o->profile)
+        rc |= json_object_set_new(body, "profile", json_string(o->profile));
+    else if (o->no_profile)
+        rc |= json_object_set_new(body, "profile", json_null());
+    if (o->renew_before)
+        rc |= json_object_set_new(body, "renew_before", json_string(o->renew_before));
+    else if (o->no_renew_before)
+        rc |= json_object_set_new(body, "renew_before", json_null());
     return rc ? -1 : 0;
 }
 
@@ -178,6 +224,11 @@ static int print_domain(const json_t *d)
     FIELD("challenge", "challenge");
     FIELD("key type", "key_type");
     FIELD("ca", "ca");
+    KV("reuse key", json_is_true(json_object_get(d, "reuse_key")) ? "yes" : "no");
+    json_t *v = json_object_get(d, "profile");
+    KV("profile", json_is_string(v) ? output_value(v, a, sizeof(a)) : "- (the CA's default)");
+    v = json_object_get(d, "renew_before");
+    KV("renew before", json_is_string(v) ? output_value(v, a, sizeof(a)) : "- (global policy)");
     TIME("next renewal", d, "next_renewal_at");
     FIELD("failures", "failure_count");
     KV("last error", describe_error(json_object_get(d, "last_error"), a, sizeof(a)));
@@ -209,6 +260,21 @@ static int print_domain(const json_t *d)
         TIME("not before", cert, "not_before");
         TIME("not after", cert, "not_after");
         KV("cert sha256", output_value(json_object_get(cert, "fingerprint_sha256"), a, sizeof(a)));
+        /* RFC 9773 suggested renewal window, as the CA last gave it. */
+        json_t *ws = json_object_get(cert, "ari_window_start");
+        json_t *we = json_object_get(cert, "ari_window_end");
+        if (json_is_string(ws) && json_is_string(we)) {
+            snprintf(line, sizeof(line), "%s", output_time(ws, TIME_LONG, a, sizeof(a)));
+            size_t used = strlen(line);
+            snprintf(line + used, sizeof(line) - used, " to %s",
+                     output_time(we, TIME_LONG, b, sizeof(b)));
+            KV("ari window", line);
+        } else {
+            KV("ari window", "-");
+        }
+        KV("expiring", json_is_true(json_object_get(cert, "expiring"))
+                           ? "yes (close to expiry and not yet renewed)"
+                           : "no");
     } else {
         KV("certificate", "-");
     }
@@ -417,7 +483,8 @@ static const struct command cmd_domain_add = {
     .summary = "Start managing a domain (generates its first key)",
     .usage =
         "Usage: certctl domain add NAME [--alt NAME]... [--challenge TYPE] [--key-type TYPE]\n"
-        "                          [--ca CA] [--wait [--timeout S]]\n"
+        "                          [--ca CA] [--reuse-key] [--profile P] [--renew-before X]\n"
+        "                          [--wait [--timeout S]]\n"
         "\n"
         "Starts managing domain NAME: certd records it, generates its first private key and\n"
         "will obtain a certificate for NAME and its alternative names. Adding a removed (not\n"
@@ -429,6 +496,13 @@ static const struct command cmd_domain_add = {
         "  --challenge TYPE  http-01 (default), dns-01 or tls-alpn-01; wildcards need dns-01\n"
         "  --key-type TYPE   ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096\n"
         "  --ca CA           A CA name from certd's configuration (default: its default_ca)\n"
+        "  --reuse-key       Keep the same private key across renewals (default: a new key\n"
+        "                    for every certificate; --no-reuse-key says so explicitly)\n"
+        "  --profile P       Order certificates with the CA's ACME profile P (default: the\n"
+        "                    CA's default profile; --no-profile says so explicitly)\n"
+        "  --renew-before X  Renew X before expiry: a duration (30d, 12h) or a fraction of the\n"
+        "                    lifetime (0.33 or 33%) (default: certd's [renewal] policy;\n"
+        "                    --no-renew-before says so explicitly)\n"
         "  --wait            After adding, wait until the first certificate is issued (or its\n"
         "                    order fails) and print the domain then\n"
         "  --timeout S       Give up waiting after S seconds (default 300)\n"
@@ -719,7 +793,8 @@ static int run_set(struct certctl *ctx, struct cli_args *args)
     }
     if (json_object_size(body) == 0) {
         ret = usage_error(ctx, "nothing to change: give --alt, --no-alt, --challenge, "
-                               "--key-type or --ca");
+                               "--key-type, --ca, --[no-]reuse-key, --[no-]profile or "
+                               "--[no-]renew-before");
         goto out;
     }
     path = api_domain_path(ctx, o.name, "");
@@ -740,12 +815,15 @@ out:
 
 static const struct command cmd_domain_set = {
     .name = "set",
-    .summary = "Change a domain's names, challenge, key type or CA",
+    .summary = "Change a domain's names, challenge, key type, CA or renewal settings",
     .usage = "Usage: certctl domain set NAME [--alt NAME]... [--no-alt] [--challenge TYPE]\n"
-             "                          [--key-type TYPE] [--ca CA]\n"
+             "                          [--key-type TYPE] [--ca CA] [--[no-]reuse-key]\n"
+             "                          [--profile P | --no-profile]\n"
+             "                          [--renew-before X | --no-renew-before]\n"
              "\n"
-             "Changes domain NAME; settings not given keep their value. A new key type applies\n"
-             "from the next key generated.\n"
+             "Changes domain NAME; settings not given keep their value. New names, challenge or\n"
+             "CA start an order now; a new key type, key reuse, profile and renew-before apply\n"
+             "from the next renewal.\n"
              "\n"
              "Options:\n"
              "  --alt NAME        Replace the alternative names with these (repeatable)\n"
@@ -753,6 +831,13 @@ static const struct command cmd_domain_set = {
              "  --challenge TYPE  http-01, dns-01 or tls-alpn-01\n"
              "  --key-type TYPE   ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096\n"
              "  --ca CA           A CA name from certd's configuration\n"
+             "  --reuse-key       Keep the private key across renewals\n"
+             "  --no-reuse-key    Generate a new key for every certificate (the default)\n"
+             "  --profile P       Order with the CA's ACME profile P\n"
+             "  --no-profile      Order with the CA's default profile\n"
+             "  --renew-before X  Renew X before expiry: a duration (30d, 12h) or a fraction of\n"
+             "                    the lifetime (0.33 or 33%)\n"
+             "  --no-renew-before Renew by certd's [renewal] policy (the default)\n"
              "\n"
              "Calls PATCH /v1/domains/NAME. Prints the changed domain (with --json, the API's\n"
              "response).\n",
@@ -941,13 +1026,15 @@ const struct command cmd_domain = {
              "\n"
              "Commands:\n"
              "  add NAME [--alt NAME]... [--challenge TYPE] [--key-type TYPE] [--ca CA]\n"
-             "      [--wait [--timeout S]]\n"
+             "      [--reuse-key] [--profile P] [--renew-before X] [--wait [--timeout S]]\n"
              "                  Start managing a domain (generates its first key)\n"
              "  list [--all] [--limit N]\n"
              "                  List managed domains\n"
              "  show NAME       Show one domain in detail\n"
              "  set NAME [--alt NAME]... [--no-alt] [--challenge TYPE] [--key-type TYPE]\n"
-             "      [--ca CA]   Change a domain's names, challenge, key type or CA\n"
+             "      [--ca CA] [--[no-]reuse-key] [--[no-]profile [P]]\n"
+             "      [--[no-]renew-before [X]]\n"
+             "                  Change a domain's settings\n"
              "  remove NAME [--purge]\n"
              "                  Stop managing a domain\n"
              "\n"

@@ -80,7 +80,25 @@ static int run_status(struct certctl *ctx, struct cli_args *args)
     if (table_kv(t, "next renewal",
                  output_time(json_object_get(doc, "next_renewal_at"), TIME_LONG, a, sizeof(a))) < 0)
         goto oom;
+    json_t *expiring = json_object_get(doc, "expiring");
+    snprintf(line, sizeof(line), "%zu", json_array_size(expiring));
+    if (table_kv(t, "expiring", line) < 0)
+        goto oom;
     ret = print_table(t);
+    /* One line per certificate close to expiry. Only a warning: the daemon is fine, so the exit
+     * status stays 0 (monitoring reads "expiring" from --json). The text comes from certd and is
+     * sanitised like everything it sends. */
+    size_t i;
+    json_t *e;
+    json_array_foreach(expiring, i, e)
+    {
+        snprintf(line, sizeof(line), "warning: the certificate of %s (serial %s) expires %s",
+                 output_value(json_object_get(e, "name"), a, sizeof(a)),
+                 output_value(json_object_get(e, "serial"), b, sizeof(b)),
+                 output_time(json_object_get(e, "not_after"), TIME_LONG, c, sizeof(c)));
+        output_sanitize(line);
+        printf("%s\n", line);
+    }
     goto out;
 oom:
     errmsg("out of memory");
@@ -93,13 +111,17 @@ out:
 
 const struct command cmd_status = {
     .name = "status",
-    .summary = "Show the daemon's version, uptime, counts and next renewal",
+    .summary = "Show the daemon's version, uptime, counts, next renewal and expiring certificates",
     .usage = "Usage: certctl status\n"
              "\n"
              "Shows certd's version, database schema version, uptime, the number of domains\n"
-             "(pending and failed among them), active certificates and the next renewal.\n"
+             "(pending and failed among them), active certificates and the next renewal, then a\n"
+             "warning line for every certificate close to expiry (less than 7 days left, or a\n"
+             "sixth of a short lifetime) that has not been renewed. Warnings do not change the\n"
+             "exit status (0).\n"
              "\n"
-             "Calls GET /v1/health. With --json, prints its response.\n",
+             "Calls GET /v1/health. With --json, prints its response (\"expiring\" lists the\n"
+             "certificates).\n",
     .run = run_status,
 };
 

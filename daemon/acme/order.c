@@ -225,6 +225,22 @@ static char *dns01_value(const char *key_auth)
     return b64url_encode(digest, sizeof(digest));
 }
 
+/* Whether the store already records this exact response for this order. */
+static bool challenge_recorded(struct run *r, const struct store_challenge *want)
+{
+    struct store_challenge **list = NULL;
+    size_t n = 0;
+    bool found = false;
+    if (store_challenge_list(r->env->store, r->order->id, &list, &n) < 0)
+        return false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(list[i]->type, want->type) == 0 &&
+                strcmp(list[i]->identifier, want->identifier) == 0 &&
+                strcmp(list[i]->token, want->token) == 0;
+    store_challenge_list_free(list, n);
+    return found;
+}
+
 /* Publishes the response to one challenge and records it first, so a crash between the two
  * leaves a record to clean up rather than a record-less DNS entry. */
 static int publish(struct run *r, enum challenge_type type, const char *ident, bool wildcard,
@@ -238,13 +254,24 @@ static int publish(struct run *r, enum challenge_type type, const char *ident, b
         fail_acme(r, "cannot compute the key authorisation");
         return -EIO;
     }
+    bool recorded = false;
     struct store_challenge rec = {.order_id = r->order->id,
                                   .type = (char *)challenge_type_name(type),
                                   .identifier = (char *)ident, .token = (char *)token,
                                   .key_authorization = ka};
+    if (type == CHALLENGE_DNS_01) {
+        snprintf(fqdn, sizeof(fqdn), "_acme-challenge.%s.", ident);
+        if (!(value = dns01_value(ka)))
+            goto out;
+        rec.identifier = fqdn;
+        rec.key_authorization = value;
+    }
+    /* Resuming after a restart: what the store records is still published at the CA's end
+     * (DNS) or only needs to be put back in memory (http-01, tls-alpn-01). */
+    recorded = challenge_recorded(r, &rec);
     switch (type) {
     case CHALLENGE_HTTP_01:
-        if (store_challenge_add(r->env->store, &rec, NULL) < 0 ||
+        if ((!recorded && store_challenge_add(r->env->store, &rec, NULL) < 0) ||
             responders_http01_add(r->env->responders, token, ka) < 0) {
             fail(r, "%s: cannot publish the http-01 response", ident);
             goto out;
@@ -256,7 +283,7 @@ static int publish(struct run *r, enum challenge_type type, const char *ident, b
             r->res->permanent = true;
             goto out;
         }
-        if (store_challenge_add(r->env->store, &rec, NULL) < 0 ||
+        if ((!recorded && store_challenge_add(r->env->store, &rec, NULL) < 0) ||
             responders_tlsalpn01_add(r->env->responders, ident, ka) < 0) {
             fail(r, "%s: cannot publish the tls-alpn-01 certificate", ident);
             goto out;
@@ -269,11 +296,8 @@ static int publish(struct run *r, enum challenge_type type, const char *ident, b
             goto out;
         }
         (void)wildcard; /* a wildcard's record lives at its base name, as IDENT already is */
-        snprintf(fqdn, sizeof(fqdn), "_acme-challenge.%s.", ident);
-        if (!(value = dns01_value(ka)))
-            goto out;
-        rec.identifier = fqdn;
-        rec.key_authorization = value;
+        if (recorded)
+            break; /* published before the restart; a second copy upsets some DNS servers */
         if (store_challenge_add(r->env->store, &rec, NULL) < 0) {
             fail(r, "%s: cannot record the dns-01 response", ident);
             goto out;
@@ -667,9 +691,16 @@ static int resume_order(struct run *r, int64_t order_id)
         return new_order(r);
     if (refresh_order(r) == 0 && strcmp(ca_status(r->ca_order), "invalid") != 0)
         return 0;
-    /* The CA forgot the order or gave up on it while we were down: start afresh. */
+    /* The CA forgot the order or gave up on it while we were down: keep its reason in the
+     * order's history, and start afresh. */
     log_notice("%s: order %s is gone or invalid at the CA; starting a new one", r->domain->name,
                r->order->url);
+    const json_t *why = r->err.problem ? r->err.problem
+                                       : json_object_get(r->ca_order, "error");
+    if (json_is_object(why)) {
+        free(r->order->error_json);
+        r->order->error_json = json_dumps(why, JSON_COMPACT);
+    }
     acme_error_clear(&r->err);
     finish_failed(r);
     return start_order(r);
@@ -707,11 +738,20 @@ void acme_order_run(const struct acme_order_env *env, int64_t domain_id, int64_t
         rc = start_order(&r);
     }
     /* Bounded: each pass moves the order at least one state forward or ends the run. */
+    bool withdrawn = false;
     for (int pass = 0; rc == 0 && pass < 8; pass++) {
         const char *st = ca_status(r.ca_order);
+        /* RFC 8555 §7.1.6: once the order left "pending" every authorization is final, so the
+         * responses can go (before the certificate is announced, and also for an order resumed
+         * past "pending" after a restart). */
+        if (strcmp(st, "pending") != 0 && !withdrawn) {
+            acme_order_cleanup_challenges(env, r.order->id);
+            withdrawn = true;
+        }
         if (strcmp(st, "pending") == 0) {
-            if ((rc = satisfy_authorizations(&r)) == 0 && (rc = poll_order(&r, "pending")) == 0)
-                acme_order_cleanup_challenges(env, r.order->id);
+            rc = satisfy_authorizations(&r);
+            if (rc == 0)
+                rc = poll_order(&r, "pending");
         } else if (strcmp(st, "ready") == 0) {
             rc = finalize(&r);
         } else if (strcmp(st, "processing") == 0) {
@@ -720,7 +760,6 @@ void acme_order_run(const struct acme_order_env *env, int64_t domain_id, int64_t
             rc = download_and_store(&r);
             break;
         } else if (strcmp(st, "invalid") == 0) {
-            acme_order_cleanup_challenges(env, r.order->id);
             const json_t *e = json_object_get(r.ca_order, "error");
             if (json_is_object(e)) {
                 free(r.order->error_json);

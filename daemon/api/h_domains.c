@@ -13,11 +13,17 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "crypto/keys.h"
+#include "sched/planner.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
+/* ACME profile names (draft-ietf-acme-profiles) are short tokens; certd takes 1..64 of
+ * [A-Za-z0-9._-], which every CA's profile names so far fit. */
+#define PROFILE_MAX 64
+/* A renew_before value is a short duration or fraction ("30d", "0.33", "33%"). */
+#define RENEW_BEFORE_MAX 32
 
 /* ---- JSON views of store rows ---- */
 
@@ -33,12 +39,19 @@ static json_t *key_json(const struct store_key *k, bool with_status)
 
 static json_t *cert_json(const struct store_cert *c)
 {
-    return json_pack("{s:I, s:s?, s:o, s:o, s:s?, s:s?, s:I, s:s, s:o, s:o}", "id", (json_int_t)c->id,
-                     "serial", c->serial, "not_before", json_time_or_null(c->not_before),
-                     "not_after", json_time_or_null(c->not_after), "issuer", c->issuer,
-                     "fingerprint_sha256", c->fingerprint_sha256, "key_id", (json_int_t)c->key_id,
-                     "status", c->status, "created_at", json_time_or_null(c->created_at),
-                     "revoked_at", json_time_or_null(c->revoked_at));
+    json_t *o = json_pack(
+        "{s:I, s:s?, s:o, s:o, s:s?, s:s?, s:I, s:s, s:o, s:o}", "id", (json_int_t)c->id, "serial",
+        c->serial, "not_before", json_time_or_null(c->not_before), "not_after",
+        json_time_or_null(c->not_after), "issuer", c->issuer, "fingerprint_sha256",
+        c->fingerprint_sha256, "key_id", (json_int_t)c->key_id, "status", c->status, "created_at",
+        json_time_or_null(c->created_at), "revoked_at", json_time_or_null(c->revoked_at));
+    if (!o)
+        return NULL;
+    /* RFC 9773 §4.2 suggestedWindow as last fetched, and whether the expiry warning was given. */
+    json_object_set_new(o, "ari_window_start", json_time_or_null(c->ari_window_start));
+    json_object_set_new(o, "ari_window_end", json_time_or_null(c->ari_window_end));
+    json_object_set_new(o, "expiring", json_boolean(c->expiring_notified));
+    return o;
 }
 
 static json_t *string_array(char *const *items, size_t count)
@@ -62,6 +75,10 @@ static json_t *domain_json(struct store *st, const struct store_domain *d)
     if (!o)
         return NULL;
     json_object_set_new(o, "next_attempt_at", json_time_or_null(d->next_attempt_at));
+    json_object_set_new(o, "reuse_key", json_boolean(d->reuse_key));
+    json_object_set_new(o, "profile", d->profile ? json_string_lossy(d->profile) : json_null());
+    json_object_set_new(o, "renew_before",
+                        d->renew_before ? json_string_lossy(d->renew_before) : json_null());
 
     struct store_key *k = NULL;
     struct store_cert *c = NULL;
@@ -216,12 +233,133 @@ static bool apply_settings(struct api_request *req, const json_t *body, struct s
     return true;
 }
 
+/* The members that take null ("back to the default") beside their string value. */
+struct nullable_members {
+    bool profile;      /* "profile": null was given */
+    bool renew_before; /* "renew_before": null was given */
+};
+
+/*
+ * json_check_fields refuses null for a typed member, so a null "profile" or "renew_before" is
+ * taken out of BODY (recorded in *NULLS) before the check; the check then sees only what it
+ * types. Removing a member never changes which unknown member comes first.
+ */
+static void take_nulls(json_t *body, struct nullable_members *nulls)
+{
+    if (json_is_null(json_object_get(body, "profile"))) {
+        nulls->profile = true;
+        json_object_del(body, "profile");
+    }
+    if (json_is_null(json_object_get(body, "renew_before"))) {
+        nulls->renew_before = true;
+        json_object_del(body, "renew_before");
+    }
+}
+
+static bool profile_ok(const char *s)
+{
+    size_t len = strnlen(s, PROFILE_MAX + 1);
+    if (len == 0 || len > PROFILE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Replaces *FIELD with a copy of VALUE (NULL clears); false on allocation failure. */
+static bool replace_string(char **field, const char *value)
+{
+    char *copy = NULL;
+    if (value && !(copy = strdup(value)))
+        return false;
+    free(*field);
+    *field = copy;
+    return true;
+}
+
+/*
+ * Applies reuse_key, profile and renew_before from BODY (and the nulls taken out of it) to D.
+ * Whether the CA offers the profile is not checked here: a CA's directory can change, and an
+ * order names the problem if it does not. Answers the problem and returns false on a bad value.
+ */
+static bool apply_renewal_settings(struct api_request *req, const json_t *body,
+                                   const struct nullable_members *nulls, struct store_domain *d,
+                                   enum MHD_Result *rc)
+{
+    const json_t *v;
+    if ((v = json_object_get(body, "reuse_key")))
+        d->reuse_key = json_is_true(v);
+    if ((v = json_object_get(body, "profile"))) {
+        const char *p = json_string_value(v);
+        if (!profile_ok(p)) {
+            *rc = api_respond_problem_ext(req, PROBLEM_INVALID_FIELD, "field", "profile",
+                                          "profile must be 1 to %d characters of A-Z, a-z, 0-9, "
+                                          "'.', '_' and '-' (or null for the CA's default)",
+                                          PROFILE_MAX);
+            return false;
+        }
+        if (!replace_string(&d->profile, p)) {
+            *rc = MHD_NO;
+            return false;
+        }
+    } else if (nulls->profile && !replace_string(&d->profile, NULL)) {
+        *rc = MHD_NO;
+        return false;
+    }
+    if ((v = json_object_get(body, "renew_before"))) {
+        const char *r = json_string_value(v);
+        struct renewal_policy policy;
+        /* The planner reads "" as "the default": here null says that, so "" is refused. */
+        if (!*r || strnlen(r, RENEW_BEFORE_MAX + 1) > RENEW_BEFORE_MAX ||
+            planner_parse_renew_before(r, &policy) < 0) {
+            *rc = api_respond_problem_ext(
+                req, PROBLEM_INVALID_FIELD, "field", "renew_before",
+                "renew_before must be a duration such as \"30d\" or \"12h\", or a fraction of "
+                "the lifetime between 0 and 1 such as \"0.33\" or \"33%%\" (or null for the "
+                "global policy)");
+            return false;
+        }
+        if (!replace_string(&d->renew_before, r)) {
+            *rc = MHD_NO;
+            return false;
+        }
+    } else if (nulls->renew_before) {
+        free(d->renew_before);
+        d->renew_before = NULL;
+    }
+    return true;
+}
+
 /* The event detail for a domain's settings, as JSON text (caller frees). */
 static char *settings_detail(const struct store_domain *d, const char *key_sha256)
 {
     json_t *o = json_pack("{s:o, s:s, s:s, s:s}", "alt_names",
                           string_array(d->alt_names, d->alt_count), "challenge", d->challenge,
                           "key_type", d->key_type, "ca", d->ca);
+    if (o && key_sha256)
+        json_object_set_new(o, "key_sha256", json_string(key_sha256));
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+/* settings_detail plus the renewal settings: what domain.added and domain.updated record. The
+ * renewal settings are left out of settings_detail, which decides whether a change needs a new
+ * order now: they take effect at the next renewal. */
+static char *event_detail(const struct store_domain *d, const char *key_sha256)
+{
+    json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:b, s:s?, s:s?}", "alt_names",
+                          string_array(d->alt_names, d->alt_count), "challenge", d->challenge,
+                          "key_type", d->key_type, "ca", d->ca, "reuse_key", d->reuse_key,
+                          "profile", d->profile, "renew_before", d->renew_before);
+    if (o && !d->profile)
+        json_object_set_new(o, "profile", json_null());
+    if (o && !d->renew_before)
+        json_object_set_new(o, "renew_before", json_null());
     if (o && key_sha256)
         json_object_set_new(o, "key_sha256", json_string(key_sha256));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -237,6 +375,9 @@ static const struct json_field create_fields[] = {
     {"challenge", JSON_FIELD_STRING, false},
     {"key_type", JSON_FIELD_STRING, false},
     {"ca", JSON_FIELD_STRING, false},
+    {"reuse_key", JSON_FIELD_BOOLEAN, false},
+    {"profile", JSON_FIELD_STRING, false},      /* or null: see take_nulls */
+    {"renew_before", JSON_FIELD_STRING, false}, /* or null */
 };
 
 enum MHD_Result h_domains_create(struct api_request *req, const char *param)
@@ -248,12 +389,14 @@ enum MHD_Result h_domains_create(struct api_request *req, const char *param)
     bool unknown;
     char *pem = NULL, *detail = NULL;
     struct store_domain d = {0}, *existing = NULL, *stored = NULL;
+    struct nullable_members nulls = {0};
 
     if (!api_query_check(req, NULL, &rc))
         return rc;
     json_t *body = api_body_object(req, &rc);
     if (!body)
         return rc;
+    take_nulls(body, &nulls);
     if (json_check_fields(body, create_fields, sizeof(create_fields) / sizeof(create_fields[0]),
                           err, sizeof(err), &bad, &unknown) < 0) {
         rc = field_problem(req, err, bad, unknown);
@@ -270,7 +413,7 @@ enum MHD_Result h_domains_create(struct api_request *req, const char *param)
     d.challenge = strdup(challenge_type_name(CHALLENGE_HTTP_01));
     d.key_type = strdup(key_type_name(KEY_EC_P256));
     d.ca = strdup(req->config->acme.default_ca);
-    if (!apply_settings(req, body, &d, &rc))
+    if (!apply_settings(req, body, &d, &rc) || !apply_renewal_settings(req, body, &nulls, &d, &rc))
         goto out;
 
     /* Answer a duplicate before spending time on a key (RSA-4096 takes seconds); the store
@@ -289,7 +432,7 @@ enum MHD_Result h_domains_create(struct api_request *req, const char *param)
         goto out;
     }
     struct store_key key = {.key_type = d.key_type, .pem = pem, .public_key_sha256 = key_sha};
-    detail = settings_detail(&d, key_sha);
+    detail = event_detail(&d, key_sha);
     struct store_event_in ev = {.type = "domain.added", .domain = name,
                                 .actor = req->caller.actor, .detail_json = detail};
     int err_add = store_domain_add(req->ctx->store, &d, &key, &ev, &stored);
@@ -315,6 +458,8 @@ out:
     free(d.challenge);
     free(d.key_type);
     free(d.ca);
+    free(d.profile);
+    free(d.renew_before);
     for (size_t i = 0; i < d.alt_count; i++)
         free(d.alt_names[i]);
     free(d.alt_names);
@@ -409,6 +554,9 @@ static const struct json_field patch_fields[] = {
     {"challenge", JSON_FIELD_STRING, false},
     {"key_type", JSON_FIELD_STRING, false},
     {"ca", JSON_FIELD_STRING, false},
+    {"reuse_key", JSON_FIELD_BOOLEAN, false},
+    {"profile", JSON_FIELD_STRING, false},      /* or null: see take_nulls */
+    {"renew_before", JSON_FIELD_STRING, false}, /* or null */
 };
 
 enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
@@ -419,12 +567,14 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     bool unknown;
     char *detail = NULL, *before = NULL;
     struct store_domain *d = NULL, *stored = NULL;
+    struct nullable_members nulls = {0};
     json_t *body = NULL;
 
     if (!api_query_check(req, NULL, &rc))
         return rc;
     if (!(body = api_body_object(req, &rc)))
         return rc;
+    take_nulls(body, &nulls);
     if (json_check_fields(body, patch_fields, sizeof(patch_fields) / sizeof(patch_fields[0]), err,
                           sizeof(err), &bad, &unknown) < 0) {
         rc = field_problem(req, err, bad, unknown);
@@ -435,11 +585,11 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     /* What the certificate depends on, to tell whether the change needs a new order. */
     before = settings_detail(d, NULL);
     char *old_key_type = strdup(d->key_type);
-    if (!apply_settings(req, body, d, &rc)) {
+    if (!apply_settings(req, body, d, &rc) || !apply_renewal_settings(req, body, &nulls, d, &rc)) {
         free(old_key_type);
         goto out;
     }
-    detail = settings_detail(d, NULL);
+    detail = event_detail(d, NULL);
     struct store_event_in ev = {.type = "domain.updated", .domain = d->name,
                                 .actor = req->caller.actor, .detail_json = detail};
     int err_upd = store_domain_update(req->ctx->store, d, &ev, &stored);

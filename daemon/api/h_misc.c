@@ -5,10 +5,33 @@
 #include <time.h>
 
 #include "common/jsonutil.h"
+#include "core/clock.h"
 #include "store/store.h"
 
 #define EVENTS_DEFAULT_LIMIT 100
 #define EVENTS_MAX_LIMIT 1000
+
+/* The active certificates of managed domains that are close to expiry (sched/planner.h's
+ * rule, applied when each was stored), soonest first: what an operator must look at. */
+static json_t *expiring_json(struct store *st)
+{
+    struct store_cert **list = NULL;
+    size_t count = 0;
+    if (store_cert_list_expiring(st, clock_now(), &list, &count) < 0)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < count; i++) {
+        json_t *e = json_pack("{s:o, s:o, s:s?}", "name", json_string_lossy(list[i]->domain),
+                              "not_after", json_time_or_null(list[i]->not_after), "serial",
+                              list[i]->serial);
+        if (!e || json_array_append_new(arr, e) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    store_cert_list_free(list, count);
+    return arr;
+}
 
 enum MHD_Result h_health(struct api_request *req, const char *param)
 {
@@ -16,18 +39,19 @@ enum MHD_Result h_health(struct api_request *req, const char *param)
     if (!api_query_check(req, NULL, &rc))
         return rc;
     struct store_stats stats;
-    if (store_stats(req->ctx->store, &stats) < 0)
+    json_t *expiring = NULL;
+    if (store_stats(req->ctx->store, &stats) < 0 || !(expiring = expiring_json(req->ctx->store)))
         return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read the database");
     int64_t uptime = (int64_t)time(NULL) - req->ctx->started_at;
     return api_respond_json(
         req, MHD_HTTP_OK,
-        json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "status", "ok", "version",
+        json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "status", "ok", "version",
                   CERTD_VERSION, "schema_version", store_schema_version(req->ctx->store),
                   "uptime_seconds", (json_int_t)(uptime > 0 ? uptime : 0), "domains",
                   (json_int_t)stats.domains, "domains_pending", (json_int_t)stats.domains_pending,
                   "domains_failed", (json_int_t)stats.domains_failed, "certificates_active",
                   (json_int_t)stats.certificates_active, "next_renewal_at",
-                  json_time_or_null(stats.next_renewal_at)));
+                  json_time_or_null(stats.next_renewal_at), "expiring", expiring));
 }
 
 static json_t *event_json(const struct store_event *e)

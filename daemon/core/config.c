@@ -17,11 +17,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/names.h"
 #include "core/cmdline.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024)
 #define CONFIG_MAX_LINE 4096
 #define CONFIG_MAX_CAS 64
+#define CONFIG_MAX_DOMAINS 10000
 #define CONFIG_MAX_LIST 256
 #define CONFIG_MAX_NAME 256 /* user and group names */
 #define ECHO_MAX 80         /* how much of a bad value an error message quotes */
@@ -37,6 +39,8 @@ enum section_kind {
     SEC_HTTP01,
     SEC_DNS01,
     SEC_TLSALPN01,
+    SEC_RENEWAL,
+    SEC_DOMAIN,
     SEC_COUNT
 };
 
@@ -48,6 +52,7 @@ static const struct {
     {"daemon", SEC_DAEMON},          {"acme", SEC_ACME},
     {"access", SEC_ACCESS},          {"challenge.http-01", SEC_HTTP01},
     {"challenge.dns-01", SEC_DNS01}, {"challenge.tls-alpn-01", SEC_TLSALPN01},
+    {"renewal", SEC_RENEWAL},
 };
 /* clang-format on */
 
@@ -68,7 +73,8 @@ struct key_def {
     enum section_kind section;
     const char *name;
     key_parse_fn parse;
-    size_t offset; /* into struct config, or into struct config_ca for SEC_CA */
+    size_t offset; /* into struct config, struct config_ca for SEC_CA, struct config_domain for
+                      SEC_DOMAIN */
     unsigned flags;
     uint64_t min, max; /* numbers and durations: the range; strings: max length when nonzero */
 };
@@ -422,6 +428,66 @@ static int parse_hook(const struct key_def *def, const char *v, void *field, cha
     return replace_str(field, v);
 }
 
+/* The fraction form of renew_before: "0.33" (a '.' is what tells it from a duration) or "33%" /
+ * "33.5%", at most 3 digits before the point and 9 after, as sched/planner.c accepts. Decimal
+ * digits only, no sign or exponent (strtod would take "inf", hex and the locale's decimal point).
+ * Returns true when S has that form, with the value in *F (not range-checked). */
+static bool parse_fraction(const char *s, double *f)
+{
+    uint64_t num = 0, den = 1;
+    const char *p = s;
+    size_t int_digits = 0, frac_digits = 0;
+
+    for (; *p >= '0' && *p <= '9'; p++, int_digits++) {
+        if (int_digits == 3)
+            return false;
+        num = num * 10 + (uint64_t)(*p - '0');
+    }
+    bool dot = *p == '.';
+    if (dot) {
+        for (p++; *p >= '0' && *p <= '9'; p++, frac_digits++) {
+            if (frac_digits == 9)
+                return false;
+            num = num * 10 + (uint64_t)(*p - '0');
+            den *= 10;
+        }
+        if (frac_digits == 0)
+            return false;
+    }
+    bool percent = *p == '%';
+    if (percent) {
+        p++;
+        den *= 100;
+    }
+    if (*p || (!dot && !percent) || int_digits == 0)
+        return false;
+    *f = (double)num / (double)den;
+    return true;
+}
+
+/* [renewal] renew_before: kept as text, since sched/planner.h parses it
+ * (planner_parse_renew_before) into the policy; checked here so a bad value stops certd at load
+ * rather than at renewal. */
+static int parse_renew_before(const struct key_def *def, const char *v, void *field, char *why,
+                              size_t whysz)
+{
+    uint64_t secs = 0;
+    double f = 0;
+    bool ok;
+
+    if (parse_fraction(v, &f))
+        ok = f > 0 && f < 1;
+    else
+        ok = config_parse_duration(v, &secs) == 0 && secs > 0;
+    if (!ok) {
+        snprintf(why, whysz,
+                 "expected a duration above 0 (a number with optional s, m, h or d) or a fraction "
+                 "of the lifetime between 0 and 1 exclusive (\"0.33\" or \"33%%\")");
+        return -EINVAL;
+    }
+    return replace_str(field, v);
+}
+
 /* A CA name as used in [ca.NAME], default_ca and the API: [a-z0-9][a-z0-9._-]{0,62}. */
 static bool valid_ca_name(const char *s)
 {
@@ -520,6 +586,7 @@ static int parse_accounts(const struct key_def *def, const char *v, void *field,
 
 #define IN_CFG(m) .offset = offsetof(struct config, m)
 #define IN_CA(m) .offset = offsetof(struct config_ca, m)
+#define IN_DOMAIN(m) .offset = offsetof(struct config_domain, m)
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 static const struct key_def keys[] = {
@@ -546,6 +613,7 @@ static const struct key_def keys[] = {
     {SEC_CA, "contact", parse_contacts, IN_CA(contact)},
     {SEC_CA, "terms_agreed", parse_bool, IN_CA(terms_agreed)},
     {SEC_CA, "preferred_chain", parse_string, IN_CA(preferred_chain)},
+    {SEC_CA, "max_new_orders", parse_unsigned, IN_CA(max_new_orders), .min = 1, .max = 100000},
 
     {SEC_HTTP01, "listen", parse_listen, IN_CFG(challenge.http01_listen)},
     {SEC_DNS01, "hook", parse_hook, IN_CFG(challenge.dns01_hook), .flags = KEY_NO_ECHO | KEY_RAW},
@@ -553,6 +621,14 @@ static const struct key_def keys[] = {
     {SEC_DNS01, "propagation_wait", parse_duration, IN_CFG(challenge.dns01_propagation_wait),
      .min = 0, .max = 3600},
     {SEC_TLSALPN01, "listen", parse_listen, IN_CFG(challenge.tlsalpn01_listen)},
+
+    {SEC_RENEWAL, "renew_before", parse_renew_before, IN_CFG(renewal.renew_before)},
+    {SEC_RENEWAL, "deploy_hook", parse_hook, IN_CFG(renewal.deploy_hook),
+     .flags = KEY_NO_ECHO | KEY_RAW},
+    {SEC_RENEWAL, "deploy_timeout", parse_duration, IN_CFG(renewal.deploy_timeout), .min = 1,
+     .max = 3600},
+
+    {SEC_DOMAIN, "deploy_hook", parse_hook, IN_DOMAIN(deploy_hook), .flags = KEY_NO_ECHO | KEY_RAW},
 };
 
 /* ---- building and freeing ------------------------------------------------------------------- */
@@ -591,6 +667,13 @@ void config_free(struct config *cfg)
     free(cfg->challenge.http01_listen);
     free(cfg->challenge.dns01_hook);
     free(cfg->challenge.tlsalpn01_listen);
+    free(cfg->renewal.renew_before);
+    free(cfg->renewal.deploy_hook);
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        free(cfg->domains[i].name);
+        free(cfg->domains[i].deploy_hook);
+    }
+    free(cfg->domains);
     free(cfg);
 }
 
@@ -599,6 +682,15 @@ const struct config_ca *config_find_ca(const struct config *cfg, const char *nam
     for (size_t i = 0; cfg && name && i < cfg->ca_count; i++) {
         if (strcmp(cfg->cas[i].name, name) == 0)
             return &cfg->cas[i];
+    }
+    return NULL;
+}
+
+const struct config_domain *config_find_domain(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->domain_count; i++) {
+        if (strcmp(cfg->domains[i].name, name) == 0)
+            return &cfg->domains[i];
     }
     return NULL;
 }
@@ -613,6 +705,7 @@ static int ca_add(struct config *cfg, const char *name, const char *directory)
     memset(ca, 0, sizeof(*ca));
     ca->name = strdup(name);
     ca->directory = directory ? strdup(directory) : NULL;
+    ca->max_new_orders = 250;
     if (!ca->name || (directory && !ca->directory)) {
         ca_clear(ca);
         return -ENOMEM;
@@ -637,6 +730,7 @@ int config_defaults(struct config **out)
     cfg->acme.max_concurrent_orders = 4;
     cfg->challenge.dns01_timeout = 60;
     cfg->challenge.dns01_propagation_wait = 0;
+    cfg->renewal.deploy_timeout = 300;
     cfg->cas = calloc(CONFIG_MAX_CAS, sizeof(*cfg->cas));
     if (!cfg->daemon.state_dir || !cfg->daemon.socket || !cfg->acme.default_ca || !cfg->cas)
         goto out;
@@ -664,12 +758,15 @@ struct parse_ctx {
 
     enum section_kind sec; /* the section being read */
     size_t ca_index;       /* for SEC_CA */
+    size_t domain_index;   /* for SEC_DOMAIN */
     char sec_name[96];     /* as written, for messages */
     bool seen_key[ARRAY_SIZE(keys)];
 
     unsigned sec_line[SEC_COUNT];     /* header line of each fixed section read, 0 = not yet */
     unsigned ca_line[CONFIG_MAX_CAS]; /* header line of each [ca.NAME], 0 = predefined only */
     unsigned default_ca_line;
+    unsigned *domain_line; /* header line of each [domain.NAME], parallel to cfg->domains */
+    size_t domain_cap;     /* allocated entries of cfg->domains and domain_line */
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct parse_ctx *ctx, unsigned line,
@@ -695,6 +792,47 @@ static char *trim(char *s)
     while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
         s[--n] = '\0';
     return s;
+}
+
+/* [domain.NAME]: NAME is matched against the store's normalised primary names, so it is
+ * normalised the same way (A-labels, lower case) and duplicates are found after normalising. */
+static int start_domain_section(struct parse_ctx *ctx, unsigned line, const char *raw_name)
+{
+    struct config *cfg = ctx->cfg;
+    char name[NAME_BUF_SIZE], why[NAME_ERR_SIZE];
+
+    if (name_normalize(raw_name, true, name, why) < 0)
+        return fail(ctx, line, "invalid domain name '%.64s' in section header: %s", raw_name, why);
+    const struct config_domain *d = config_find_domain(cfg, name);
+    if (d)
+        return fail(ctx, line, "duplicate section [domain.%s] (first at line %u)", name,
+                    ctx->domain_line[d - cfg->domains]);
+    if (cfg->domain_count == CONFIG_MAX_DOMAINS)
+        return fail(ctx, line, "too many [domain.NAME] sections (at most %d)", CONFIG_MAX_DOMAINS);
+    if (cfg->domain_count == ctx->domain_cap) {
+        size_t cap = ctx->domain_cap ? ctx->domain_cap * 2 : 16;
+        struct config_domain *nd = realloc(cfg->domains, cap * sizeof(*nd));
+        if (!nd)
+            goto nomem;
+        cfg->domains = nd;
+        unsigned *nl = realloc(ctx->domain_line, cap * sizeof(*nl));
+        if (!nl)
+            goto nomem;
+        ctx->domain_line = nl;
+        ctx->domain_cap = cap;
+    }
+    struct config_domain *nd = &cfg->domains[cfg->domain_count];
+    memset(nd, 0, sizeof(*nd));
+    nd->name = strdup(name);
+    if (!nd->name)
+        goto nomem;
+    ctx->domain_line[cfg->domain_count] = line;
+    ctx->domain_index = cfg->domain_count++;
+    ctx->sec = SEC_DOMAIN;
+    return 0;
+nomem:
+    fail(ctx, line, "out of memory");
+    return -ENOMEM;
 }
 
 static int start_section(struct parse_ctx *ctx, unsigned line, const char *name)
@@ -745,9 +883,11 @@ static int start_section(struct parse_ctx *ctx, unsigned line, const char *name)
         ctx->sec = SEC_CA;
         return 0;
     }
+    if (strncmp(name, "domain.", 7) == 0)
+        return start_domain_section(ctx, line, name + 7);
     return fail(ctx, line,
-                "unknown section [%.64s] (expected daemon, acme, access, ca.NAME or "
-                "challenge.TYPE)",
+                "unknown section [%.64s] (expected daemon, acme, access, ca.NAME, challenge.TYPE, "
+                "renewal or domain.NAME)",
                 name);
 }
 
@@ -779,7 +919,11 @@ static int handle_key(struct parse_ctx *ctx, unsigned line, const char *key, cha
         value++;
     }
 
-    void *base = def->section == SEC_CA ? (void *)&ctx->cfg->cas[ctx->ca_index] : (void *)ctx->cfg;
+    void *base = ctx->cfg;
+    if (def->section == SEC_CA)
+        base = &ctx->cfg->cas[ctx->ca_index];
+    else if (def->section == SEC_DOMAIN)
+        base = &ctx->cfg->domains[ctx->domain_index];
     char why[256] = "";
     int r = def->parse(def, value, (char *)base + def->offset, why, sizeof(why));
     if (r == -EINVAL) {
@@ -956,6 +1100,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errsz)
 out:
     /* The file and the line copy may hold eab_hmac_key. */
     explicit_bzero(line, sizeof(line));
+    free(ctx.domain_line);
     if (buf) {
         explicit_bzero(buf, len);
         free(buf);

@@ -37,6 +37,15 @@ struct config_ca {
     struct config_list contact; /* overrides [acme] contact when count > 0 */
     bool terms_agreed;
     char *preferred_chain;    /* issuer CN of the preferred alternate chain, NULL if none */
+    unsigned max_new_orders;  /* new orders per 3-hour window, default 250 (Let's Encrypt
+                                 allows 300 per account); past it orders wait */
+};
+
+/* [domain.NAME]: settings only the configuration may hold, because they run commands. NAME is
+ * a domain's primary name, normalised (lower case, A-labels). */
+struct config_domain {
+    char *name;
+    char *deploy_hook;        /* a command line, NULL if none */
 };
 
 struct config {
@@ -74,6 +83,17 @@ struct config {
         unsigned dns01_propagation_wait; /* [challenge.dns-01] propagation_wait, seconds, default 0 */
         char *tlsalpn01_listen;       /* [challenge.tls-alpn-01] listen, NULL = off */
     } challenge;
+
+    struct {
+        char *renew_before;           /* [renewal] renew_before: a duration ("30d") or a fraction
+                                         of the lifetime ("0.33", "33%"); NULL = the default
+                                         policy (sched/planner.h) */
+        char *deploy_hook;            /* [renewal] deploy_hook, a command line, NULL if none */
+        unsigned deploy_timeout;      /* [renewal] deploy_timeout, seconds, default 300 */
+    } renewal;
+
+    struct config_domain *domains;
+    size_t domain_count;
 };
 
 /*
@@ -97,5 +117,8 @@ int config_parse_duration(const char *s, uint64_t *seconds);
 
 /* The CA named NAME, or NULL. */
 const struct config_ca *config_find_ca(const struct config *cfg, const char *name);
+
+/* The [domain.NAME] section for the normalised NAME, or NULL. */
+const struct config_domain *config_find_domain(const struct config *cfg, const char *name);
 
 #endif

@@ -321,18 +321,37 @@ void scheduler_poke(struct scheduler *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Withdraws what a crash left published and queues unfinished orders. */
+/*
+ * After a crash: withdraws the challenge responses of orders that ended, and queues unfinished
+ * orders to be resumed. Responses of unfinished orders stay published (dns-01 records the CA may
+ * be validating right now); the resumed order republishes what lived in memory (http-01,
+ * tls-alpn-01) and withdraws everything once it is final.
+ */
 static void recover(struct scheduler *s)
 {
-    const struct config *cfg = config_holder_get(s->config);
-    struct acme_order_env env = {.store = s->store, .responders = s->responders, .config = cfg};
-    acme_order_cleanup_challenges(&env, 0);
-    config_holder_put(s->config, cfg);
-
     struct store_order **orders = NULL;
-    size_t n = 0;
+    struct store_challenge **left = NULL;
+    size_t n = 0, nleft = 0;
     if (store_order_list_unfinished(s->store, &orders, &n) < 0)
         return;
+
+    if (store_challenge_list(s->store, 0, &left, &nleft) == 0) {
+        const struct config *cfg = config_holder_get(s->config);
+        struct acme_order_env env = {.store = s->store, .responders = s->responders,
+                                     .config = cfg};
+        for (size_t i = 0; i < nleft; i++) {
+            bool live = false, done_before = false;
+            for (size_t j = 0; j < n && !live; j++)
+                live = orders[j]->id == left[i]->order_id;
+            for (size_t j = 0; j < i && !done_before; j++)
+                done_before = left[j]->order_id == left[i]->order_id;
+            if (!live && !done_before)
+                acme_order_cleanup_challenges(&env, left[i]->order_id);
+        }
+        config_holder_put(s->config, cfg);
+        store_challenge_list_free(left, nleft);
+    }
+
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < n; i++) {
         if (enqueue(s, orders[i]->domain_id, orders[i]->id))

@@ -60,6 +60,10 @@ struct store_domain {
     char *last_error;        /* may be NULL */
     int64_t created_at;
     int64_t updated_at;
+    /* Renewal settings (schema 3), written by store_domain_add and store_domain_update. */
+    bool reuse_key;          /* renewals keep the current key */
+    char *profile;           /* ACME profile name, NULL = the CA's default */
+    char *renew_before;      /* renewal policy text (sched/planner.h), NULL = the global one */
 };
 
 /* Key status values: one "current" key per domain at most. */
@@ -95,6 +99,17 @@ struct store_cert {
     int64_t created_at;
     int64_t revoked_at;
     int revocation_reason;   /* RFC 5280 §5.3.1 CRLReason; meaningful only when revoked */
+    /* ACME Renewal Information (RFC 9773) and expiry warnings (schema 3). */
+    char *ari_id;            /* RFC 9773 §4.1 CertID "base64url(AKI keyIdentifier).base64url(serial
+                                DER)", NULL when ARI does not apply (no AKI) */
+    int64_t ari_window_start;/* the CA's suggestedWindow (§4.2), 0 until fetched */
+    int64_t ari_window_end;
+    int64_t ari_next_check;  /* when to fetch renewalInfo next (§4.3), 0 = never */
+    int64_t expiring_at;     /* when it counts as close to expiry (planner_expiring_at), 0 unset */
+    bool expiring_notified;  /* the expiry warning was given (store_cert_mark_expiring) */
+    int64_t replaced_by;     /* the certificate that superseded it, 0 if none; read only */
+    char *domain;            /* its domain's primary name: set by store_cert_list_expiring only,
+                                NULL elsewhere */
 };
 
 /* ---- lifecycle ---- */
@@ -120,8 +135,9 @@ int store_schema_latest(void);
  * D->key_type), stored as the domain's current key. A removed domain of the same name is brought
  * back with D's settings: its history is kept, its older keys become superseded and its active
  * certificate (issued for an older key) superseded. Either way next_attempt_at becomes now: the
- * first issuance is queued. -EEXIST when a managed domain already has that name. On success *OUT
- * (optional) is the stored domain.
+ * first issuance is queued. D's reuse_key, profile and renew_before are stored as given (a
+ * revived domain takes them too). -EEXIST when a managed domain already has that name. On
+ * success *OUT (optional) is the stored domain.
  */
 int store_domain_add(struct store *st, const struct store_domain *d, const struct store_key *key,
                      const struct store_event_in *ev, struct store_domain **out);
@@ -139,14 +155,19 @@ int store_domain_list(struct store *st, const char *after_name, size_t limit,
 void store_domain_list_free(struct store_domain **list, size_t count);
 
 /*
- * Replaces the settings of the domain named D->name: alt names, challenge, key type and CA.
+ * Replaces the settings of the domain named D->name: alt names, challenge, key type, CA,
+ * reuse_key, profile and renew_before (a NULL profile or renew_before clears it).
  * -ENOENT when missing or removed.
+ *
+ * Both store_domain_add and this refuse (-EINVAL) an empty or over-long profile or
+ * renew_before: NULL is how "the default" is written. Their syntax is the API's business.
  */
 int store_domain_update(struct store *st, const struct store_domain *d,
                         const struct store_event_in *ev, struct store_domain **out);
 
 /*
- * Stops managing NAME: status removed, history kept. With PURGE the domain row, its names, keys,
+ * Stops managing NAME: status removed, history kept; its active certificate's ARI and expiry
+ * timers are cleared (ari_next_check and expiring_at), so nothing is due for it. With PURGE the domain row, its names, keys,
  * certificates and orders are deleted (events stay: the audit log is append-only).
  * -ENOENT when there is no such domain (or, without PURGE, it is already removed).
  */
@@ -314,10 +335,15 @@ void store_challenge_list_free(struct store_challenge **list, size_t count);
 
 /*
  * Stores a new certificate C (chain_pem required) for its domain in one transaction: the
- * previous active certificate becomes superseded, C becomes active, the domain becomes active
+ * previous active certificate becomes superseded (its replaced_by = C's id), C becomes active
+ * with the ARI and expiry fields exactly as given (ari_id, ari_window_start, ari_window_end,
+ * ari_next_check, expiring_at, expiring_notified; the store computes none of them; 0 and NULL
+ * write "not set"), the domain becomes active
  * with failure_count 0, last_error NULL, next_renewal_at and next_attempt_at = NEXT_RENEWAL_AT
  * (required, > 0), and the order C->order_id (if not 0) finished with status valid. *ID_OUT
- * (optional) is C's id. -EINVAL when C->key_id or C->order_id is not one of the domain's.
+ * (optional) is C's id. -EINVAL when C->key_id or C->order_id is not one of the domain's, when
+ * C->ari_id is set but not of the form above, or when a time is negative or the ARI window ends
+ * before it starts.
  */
 int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_renewal_at,
                    const struct store_event_in *ev, int64_t *id_out);
@@ -366,6 +392,65 @@ int store_next_due(struct store *st, int64_t *when);
 
 /* The domain with id ID (removed ones too); -ENOENT when there is none. */
 int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain **out);
+
+/* ---- renewal: ARI, expiry warnings, pacing (schema 3) ---- */
+
+/* Certificate CERT_ID with its chain PEM (any status); -ENOENT when there is none. */
+int store_cert_get(struct store *st, int64_t cert_id, struct store_cert **out);
+
+/*
+ * Records the outcome of a renewalInfo fetch (RFC 9773 §4.2, §4.3) for CERT_ID: the suggested
+ * window WINDOW_START..WINDOW_END (0 and 0: none known) and when to fetch again NEXT_CHECK
+ * (0: never). No event: routine. -ENOENT when there is no such certificate, -EINVAL for a
+ * negative time or a window that ends before it starts.
+ */
+int store_cert_set_ari(struct store *st, int64_t cert_id, int64_t window_start,
+                       int64_t window_end, int64_t next_check);
+
+/*
+ * Active certificates of managed domains with an ari_id and ari_next_check <= NOW, earliest
+ * first (ties by id), at most LIMIT, by id (*CERT_IDS malloc'd, NULL when COUNT is 0). Uses the
+ * certificates_ari_next_check index: the cost does not grow with certificates not due nor with
+ * superseded and revoked history.
+ */
+int store_ari_due(struct store *st, int64_t now, size_t limit, int64_t **cert_ids,
+                  size_t *count);
+/* The earliest ari_next_check among those certificates, 0 when none is set. */
+int store_next_ari_due(struct store *st, int64_t *when);
+
+/*
+ * Active certificates of managed domains with expiring_at <= NOW whose warning was not given
+ * yet, earliest first (ties by id), at most LIMIT, as for store_ari_due (certificates_expiring
+ * index).
+ */
+int store_expiring_due(struct store *st, int64_t now, size_t limit, int64_t **cert_ids,
+                       size_t *count);
+/* The earliest expiring_at among active certificates not yet warned about, 0 when none. */
+int store_next_expiring(struct store *st, int64_t *when);
+
+/*
+ * Sets CERT_ID's expiring_notified and appends EV in one transaction, so the warning is given
+ * once. -ENOENT when there is no such certificate, -EALREADY when it was already marked
+ * (nothing written, no event).
+ */
+int store_cert_mark_expiring(struct store *st, int64_t cert_id, const struct store_event_in *ev);
+
+/*
+ * Active certificates of managed domains with expiring_at <= NOW (warned about or not), the
+ * soonest to expire first, without chain PEM but with ->domain set; for GET /v1/health. Freed
+ * with store_cert_list_free.
+ */
+int store_cert_list_expiring(struct store *st, int64_t now, struct store_cert ***out,
+                             size_t *count);
+
+/*
+ * The number of orders created for CA at or after SINCE (purged domains' orders are gone and
+ * not counted), and OLDEST, the earliest created_at among them (0 when COUNT is 0): for pacing
+ * new orders per CA over a sliding window. Uses the orders (ca, created_at) index. -EINVAL when
+ * CA is NULL.
+ */
+int store_orders_count_since(struct store *st, const char *ca, int64_t since, int64_t *count,
+                             int64_t *oldest);
 
 /* ---- counters for GET /v1/health and certctl status ---- */
 

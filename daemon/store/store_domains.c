@@ -11,11 +11,18 @@
 
 #define DOMAIN_COLUMNS                                                                             \
     "id, name, challenge, key_type, ca, status, next_renewal_at, failure_count, last_error,"       \
-    " created_at, updated_at, next_attempt_at"
+    " created_at, updated_at, next_attempt_at, reuse_key, profile, renew_before"
 
 static bool text_ok(const char *s)
 {
     return s && *s && strnlen(s, STORE_TEXT_MAX + 1) <= STORE_TEXT_MAX;
+}
+
+/* An optional setting: NULL ("the default"), or non-empty text within the store's limit. An
+ * empty string would be a second spelling of the default. */
+static bool opt_text_ok(const char *s)
+{
+    return !s || text_ok(s);
 }
 
 /*
@@ -26,7 +33,7 @@ static bool text_ok(const char *s)
 static bool domain_settings_ok(const struct store_domain *d)
 {
     if (!d || !text_ok(d->name) || !text_ok(d->challenge) || !text_ok(d->key_type) ||
-        !text_ok(d->ca))
+        !text_ok(d->ca) || !opt_text_ok(d->profile) || !opt_text_ok(d->renew_before))
         return false;
     if (d->alt_count >= NAMES_MAX || (d->alt_count && !d->alt_names))
         return false;
@@ -60,6 +67,8 @@ void store_domain_free(struct store_domain *d)
     free(d->ca);
     free(d->status);
     free(d->last_error);
+    free(d->profile);
+    free(d->renew_before);
     free(d);
 }
 
@@ -115,13 +124,15 @@ static int domain_from_row(struct store *st, sqlite3_stmt *s, struct store_domai
     d->id = sqlite3_column_int64(s, 0);
     if (store_col_strdup(s, 1, &d->name) < 0 || store_col_strdup(s, 2, &d->challenge) < 0 ||
         store_col_strdup(s, 3, &d->key_type) < 0 || store_col_strdup(s, 4, &d->ca) < 0 ||
-        store_col_strdup(s, 5, &d->status) < 0 || store_col_strdup(s, 8, &d->last_error) < 0)
+        store_col_strdup(s, 5, &d->status) < 0 || store_col_strdup(s, 8, &d->last_error) < 0 ||
+        store_col_strdup(s, 13, &d->profile) < 0 || store_col_strdup(s, 14, &d->renew_before) < 0)
         goto fail;
     d->next_renewal_at = sqlite3_column_int64(s, 6); /* NULL reads as 0, "not set" */
     d->failure_count = sqlite3_column_int(s, 7);
     d->created_at = sqlite3_column_int64(s, 9);
     d->updated_at = sqlite3_column_int64(s, 10);
     d->next_attempt_at = sqlite3_column_int64(s, 11);
+    d->reuse_key = sqlite3_column_int64(s, 12) != 0;
     ret = load_alt_names(st, d);
     if (ret < 0)
         goto fail;
@@ -244,6 +255,17 @@ out:
     return ret;
 }
 
+/* Binds D's reuse_key, profile and renew_before to ?IDX, ?IDX+1 and ?IDX+2. */
+static int bind_renewal_settings(struct store *st, sqlite3_stmt *s, int idx,
+                                 const struct store_domain *d)
+{
+    int ret;
+    if ((ret = store_bind_int64(st, s, idx, d->reuse_key ? 1 : 0)) < 0 ||
+        (ret = store_bind_text(st, s, idx + 1, d->profile)) < 0)
+        return ret;
+    return store_bind_text(st, s, idx + 2, d->renew_before);
+}
+
 /* Brings a removed domain back with D's settings and a clean slate; its keys and certificates
  * stay as history. Its old certificate was issued for a key that is no longer current, so it
  * stops being the active one, and a first issuance is queued as for a new domain. */
@@ -254,7 +276,8 @@ static int domain_revive(struct store *st, int64_t id, const struct store_domain
                             "UPDATE domains SET challenge = ?2, key_type = ?3, ca = ?4,"
                             " status = '" DOMAIN_STATUS_PENDING "', next_renewal_at = NULL,"
                             " failure_count = 0, last_error = NULL, next_attempt_at = ?5,"
-                            " updated_at = ?5 WHERE id = ?1",
+                            " updated_at = ?5, reuse_key = ?6, profile = ?7, renew_before = ?8"
+                            " WHERE id = ?1",
                             &s);
     if (ret < 0)
         return ret;
@@ -263,6 +286,7 @@ static int domain_revive(struct store *st, int64_t id, const struct store_domain
         (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
         (ret = store_bind_text(st, s, 4, d->ca)) < 0 ||
         (ret = store_bind_int64(st, s, 5, now)) < 0 ||
+        (ret = bind_renewal_settings(st, s, 6, d)) < 0 ||
         (ret = store_step_done(st, s, "revive domain")) < 0)
         goto out;
     sqlite3_finalize(s);
@@ -289,15 +313,19 @@ static int domain_insert(struct store *st, const struct store_domain *d, int64_t
     sqlite3_stmt *s = NULL;
     int ret = store_prepare(st,
                             "INSERT INTO domains (name, challenge, key_type, ca, status,"
-                            " failure_count, next_attempt_at, created_at, updated_at)"
-                            " VALUES (?1, ?2, ?3, ?4, '" DOMAIN_STATUS_PENDING "', 0, ?5, ?5, ?5)",
+                            " failure_count, next_attempt_at, created_at, updated_at, reuse_key,"
+                            " profile, renew_before)"
+                            " VALUES (?1, ?2, ?3, ?4, '" DOMAIN_STATUS_PENDING "', 0, ?5, ?5, ?5,"
+                            " ?6, ?7, ?8)",
                             &s);
     if (ret < 0)
         return ret;
     if ((ret = store_bind_text(st, s, 1, d->name)) < 0 ||
         (ret = store_bind_text(st, s, 2, d->challenge)) < 0 ||
         (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
-        (ret = store_bind_text(st, s, 4, d->ca)) < 0 || (ret = store_bind_int64(st, s, 5, now)) < 0)
+        (ret = store_bind_text(st, s, 4, d->ca)) < 0 ||
+        (ret = store_bind_int64(st, s, 5, now)) < 0 ||
+        (ret = bind_renewal_settings(st, s, 6, d)) < 0)
         goto out;
     ret = store_step_done(st, s, "insert domain");
     if (ret == 0)
@@ -432,7 +460,8 @@ int store_domain_update(struct store *st, const struct store_domain *d,
         goto fail;
     ret = store_prepare(st,
                         "UPDATE domains SET challenge = ?2, key_type = ?3, ca = ?4,"
-                        " updated_at = ?5 WHERE id = ?1",
+                        " updated_at = ?5, reuse_key = ?6, profile = ?7, renew_before = ?8"
+                        " WHERE id = ?1",
                         &s);
     if (ret < 0)
         goto fail;
@@ -441,6 +470,7 @@ int store_domain_update(struct store *st, const struct store_domain *d,
         (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
         (ret = store_bind_text(st, s, 4, d->ca)) < 0 ||
         (ret = store_bind_int64(st, s, 5, store_now())) < 0 ||
+        (ret = bind_renewal_settings(st, s, 6, d)) < 0 ||
         (ret = store_step_done(st, s, "update domain")) < 0)
         goto fail;
     if ((ret = names_replace(st, id, d)) < 0 || (ret = store_event_insert(st, ev, NULL)) < 0 ||
@@ -494,8 +524,24 @@ int store_domain_remove(struct store *st, const char *name, bool purge,
         goto fail;
     if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
         (!purge && (ret = store_bind_int64(st, s, 2, store_now())) < 0) ||
-        (ret = store_step_done(st, s, purge ? "purge domain" : "remove domain")) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        (ret = store_step_done(st, s, purge ? "purge domain" : "remove domain")) < 0)
+        goto fail;
+    if (!purge) {
+        /* Its certificate stays "active" as history (a revival supersedes it), but no ARI
+         * fetch or expiry warning is due for a domain nobody manages: leaving the timers would
+         * also keep the rows in the due ranges of the scheduler's indexes. */
+        sqlite3_finalize(s);
+        s = NULL;
+        if ((ret = store_prepare(st,
+                                 "UPDATE certificates SET ari_next_check = NULL,"
+                                 " expiring_at = NULL WHERE domain_id = ?1"
+                                 " AND status = '" CERT_STATUS_ACTIVE "'",
+                                 &s)) < 0 ||
+            (ret = store_bind_int64(st, s, 1, id)) < 0 ||
+            (ret = store_step_done(st, s, "clear certificate timers")) < 0)
+            goto fail;
+    }
+    if ((ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
         goto fail;
     goto unlock;
 fail:

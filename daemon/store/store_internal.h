@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
-#include <time.h>
+#include "core/clock.h"
 
 #include "store/store.h"
 
@@ -25,7 +25,7 @@ struct store {
  * writes comes from here, so tests and that change have one place to look. */
 static inline int64_t store_now(void)
 {
-    return (int64_t)time(NULL);
+    return clock_now();
 }
 
 /* Longest detail_json accepted for an event; the API caps bodies at 64 KiB, details are smaller. */

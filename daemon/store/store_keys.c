@@ -8,11 +8,15 @@
 #include <string.h>
 
 #include "store/store_internal.h"
+#include "store/store_renewal_internal.h"
 
 #define KEY_COLUMNS "id, domain_id, key_type, public_key_sha256, status, created_at"
 #define CERT_COLUMNS                                                                               \
     "id, domain_id, key_id, serial, not_before, not_after, issuer, fingerprint_sha256, status,"    \
-    " created_at, revoked_at, order_id, revocation_reason"
+    " created_at, revoked_at, order_id, revocation_reason, ari_id, ari_window_start,"            \
+    " ari_window_end, ari_next_check, expiring_at, expiring_notified, replaced_by"
+/* The column after CERT_COLUMNS: chain_pem, or the domain's name in the expiring list. */
+#define CERT_COL_EXTRA 20
 
 void store_key_free(struct store_key *k)
 {
@@ -46,6 +50,8 @@ void store_cert_free(struct store_cert *c)
     free(c->fingerprint_sha256);
     free(c->chain_pem);
     free(c->status);
+    free(c->ari_id);
+    free(c->domain);
     free(c);
 }
 
@@ -78,7 +84,7 @@ static int key_from_row(sqlite3_stmt *s, bool with_pem, struct store_key **out)
     return 0;
 }
 
-/* A row of CERT_COLUMNS, plus chain_pem as column 13 when WITH_CHAIN. */
+/* A row of CERT_COLUMNS, plus chain_pem as column CERT_COL_EXTRA when WITH_CHAIN. */
 static int cert_from_row(sqlite3_stmt *s, bool with_chain, struct store_cert **out)
 {
     struct store_cert *c = calloc(1, sizeof(*c));
@@ -93,10 +99,16 @@ static int cert_from_row(sqlite3_stmt *s, bool with_chain, struct store_cert **o
     c->revoked_at = sqlite3_column_int64(s, 10);
     c->order_id = sqlite3_column_int64(s, 11);
     c->revocation_reason = sqlite3_column_int(s, 12);
+    c->ari_window_start = sqlite3_column_int64(s, 14);
+    c->ari_window_end = sqlite3_column_int64(s, 15);
+    c->ari_next_check = sqlite3_column_int64(s, 16);
+    c->expiring_at = sqlite3_column_int64(s, 17);
+    c->expiring_notified = sqlite3_column_int64(s, 18) != 0;
+    c->replaced_by = sqlite3_column_int64(s, 19);
     if (store_col_strdup(s, 3, &c->serial) < 0 || store_col_strdup(s, 6, &c->issuer) < 0 ||
         store_col_strdup(s, 7, &c->fingerprint_sha256) < 0 ||
-        store_col_strdup(s, 8, &c->status) < 0 ||
-        (with_chain && store_col_strdup(s, 13, &c->chain_pem) < 0)) {
+        store_col_strdup(s, 8, &c->status) < 0 || store_col_strdup(s, 13, &c->ari_id) < 0 ||
+        (with_chain && store_col_strdup(s, CERT_COL_EXTRA, &c->chain_pem) < 0)) {
         store_cert_free(c);
         return -ENOMEM;
     }
@@ -347,11 +359,29 @@ unlock:
     return ret;
 }
 
+/* The id of DOMAIN_ID's active certificate in *ID, 0 when it has none. */
+static int active_cert_id(struct store *st, int64_t domain_id, int64_t *id)
+{
+    sqlite3_stmt *s = NULL;
+    *id = 0;
+    int ret = fetch_one(st,
+                        "SELECT id FROM certificates WHERE domain_id = ?1"
+                        " AND status = '" CERT_STATUS_ACTIVE "'",
+                        domain_id, "active certificate", &s);
+    if (ret == 0)
+        *id = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return ret == -ENOENT ? 0 : ret;
+}
+
 static bool cert_in_ok(const struct store_cert *c)
 {
     return c && c->domain_id > 0 && c->key_id > 0 && c->order_id >= 0 && serial_ok(c->serial) &&
            text_ok(c->issuer) && text_ok(c->fingerprint_sha256) && pem_ok(c->chain_pem) &&
-           c->not_after > 0 && c->not_before <= c->not_after;
+           c->not_after > 0 && c->not_before <= c->not_after &&
+           (!c->ari_id || store_ari_id_ok(c->ari_id)) &&
+           store_ari_times_ok(c->ari_window_start, c->ari_window_end, c->ari_next_check) &&
+           c->expiring_at >= 0;
 }
 
 /* Inserts C as the domain's active certificate; the caller superseded the previous one. */
@@ -362,9 +392,10 @@ static int cert_insert_active(struct store *st, const struct store_cert *c, int6
     int ret = store_prepare(st,
                             "INSERT INTO certificates (domain_id, key_id, order_id, serial,"
                             " not_before, not_after, issuer, fingerprint_sha256, chain_pem,"
-                            " status, created_at)"
+                            " status, created_at, ari_id, ari_window_start, ari_window_end,"
+                            " ari_next_check, expiring_at, expiring_notified)"
                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                            " '" CERT_STATUS_ACTIVE "', ?10)",
+                            " '" CERT_STATUS_ACTIVE "', ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                             &s);
     if (ret < 0)
         return ret;
@@ -377,7 +408,13 @@ static int cert_insert_active(struct store *st, const struct store_cert *c, int6
         (ret = store_bind_text(st, s, 7, c->issuer)) < 0 ||
         (ret = store_bind_text(st, s, 8, c->fingerprint_sha256)) < 0 ||
         (ret = store_bind_text(st, s, 9, c->chain_pem)) < 0 ||
-        (ret = store_bind_int64(st, s, 10, now)) < 0)
+        (ret = store_bind_int64(st, s, 10, now)) < 0 ||
+        (ret = store_bind_text(st, s, 11, c->ari_id)) < 0 ||
+        (ret = store_bind_time(st, s, 12, c->ari_window_start)) < 0 ||
+        (ret = store_bind_time(st, s, 13, c->ari_window_end)) < 0 ||
+        (ret = store_bind_time(st, s, 14, c->ari_next_check)) < 0 ||
+        (ret = store_bind_time(st, s, 15, c->expiring_at)) < 0 ||
+        (ret = store_bind_int64(st, s, 16, c->expiring_notified ? 1 : 0)) < 0)
         goto out;
     ret = store_step_done(st, s, "insert certificate");
     if (ret == 0)
@@ -413,7 +450,7 @@ int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_re
         return -EINVAL;
 
     pthread_mutex_lock(&st->lock);
-    int64_t now = store_now(), id = 0;
+    int64_t now = store_now(), id = 0, previous = 0;
     bool fits = false;
     int ret = store_tx_begin(st);
     if (ret < 0)
@@ -434,6 +471,9 @@ int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_re
     if (ret < 0)
         goto fail;
 
+    /* Remember the certificate being replaced, to link it to its successor. */
+    if ((ret = active_cert_id(st, c->domain_id, &previous)) < 0)
+        goto fail;
     /* Supersede first so the one-active-certificate index holds at every statement. */
     ret = exec_id_time(st,
                        "UPDATE certificates SET status = '" CERT_STATUS_SUPERSEDED "'"
@@ -441,6 +481,9 @@ int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_re
                        c->domain_id, now, "supersede certificate");
     if (ret == 0)
         ret = cert_insert_active(st, c, now, &id);
+    if (ret == 0 && previous)
+        ret = exec_id_time(st, "UPDATE certificates SET replaced_by = ?2 WHERE id = ?1", previous,
+                           id, "link replaced certificate");
     if (ret == 0)
         ret = domain_activate(st, c->domain_id, next_renewal_at, now);
     if (ret == 0 && c->order_id)
@@ -545,5 +588,68 @@ fail:
 unlock:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+/* ---- renewal: reads that need the certificate row (the rest is in store_renewal.c) ---- */
+
+int store_cert_get(struct store *st, int64_t cert_id, struct store_cert **out)
+{
+    sqlite3_stmt *s = NULL;
+    *out = NULL;
+    pthread_mutex_lock(&st->lock);
+    int ret = fetch_one(st, "SELECT " CERT_COLUMNS ", chain_pem FROM certificates WHERE id = ?1",
+                        cert_id, "get certificate", &s);
+    if (ret == 0)
+        ret = cert_from_row(s, true, out);
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_cert_list_expiring(struct store *st, int64_t now, struct store_cert ***out,
+                             size_t *count)
+{
+    struct store_cert **list = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = NULL;
+
+    *out = NULL;
+    *count = 0;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st,
+                            "SELECT " CERT_COLUMNS ", (SELECT d.name FROM domains d"
+                            " WHERE d.id = certificates.domain_id)" STORE_SQL_EXPIRING_LIST_FROM,
+                            &s);
+    if (ret < 0 || (ret = store_bind_int64(st, s, 1, now)) < 0)
+        goto out;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_cert **nl = store_list_grow(list, &cap, n, sizeof(*list));
+        if (!nl) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        list = nl;
+        if ((ret = cert_from_row(s, false, &list[n])) < 0)
+            goto out;
+        n++;
+        if (store_col_strdup(s, CERT_COL_EXTRA, &list[n - 1]->domain) < 0) {
+            ret = -ENOMEM;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        ret = store_db_error(st, rc, "list expiring certificates");
+        goto out;
+    }
+    *out = list;
+    *count = n;
+    list = NULL;
+    n = 0;
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    store_cert_list_free(list, n);
     return ret;
 }

@@ -2,6 +2,7 @@
 # A CA that lost all its state: after a certificate is issued, Pebble restarts fresh (it forgets
 # every account and order and makes new roots). A renewal must still succeed: certd meets
 # accountDoesNotExist, registers again and issues a new certificate chaining to the NEW root.
+# shellcheck source-path=SCRIPTDIR disable=SC2119
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pebble.sh"
 

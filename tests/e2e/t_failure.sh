@@ -4,6 +4,7 @@
 # the CA's problem kept verbatim on the order and quoted in last_error, no certificate, a retry
 # scheduled in the future by the documented backoff, and an order.failed event; asking again
 # fails again with the next backoff step.
+# shellcheck source-path=SCRIPTDIR disable=SC2119,SC2317,SC2016  # SC2317: functions run by wait_for; SC2016: bash -c args
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pebble.sh"
 

@@ -6,6 +6,7 @@
 # with nothing left published (no challenge rows, no TXT record in challtestsrv's DNS, no
 # http-01 token served) and no order left unfinished.
 # Needs a certd built with -DCERTD_TEST_HOOKS=ON; skips (exit 0 with a note) otherwise.
+# shellcheck source-path=SCRIPTDIR disable=SC2119
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pebble.sh"
 

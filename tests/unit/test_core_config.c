@@ -114,6 +114,13 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->challenge.dns01_timeout, 60);
     assert_int_equal(cfg->challenge.dns01_propagation_wait, 0);
     assert_null(cfg->challenge.tlsalpn01_listen);
+    assert_null(cfg->renewal.renew_before);
+    assert_null(cfg->renewal.deploy_hook);
+    assert_int_equal(cfg->renewal.deploy_timeout, 300);
+    assert_int_equal(cfg->domain_count, 0);
+    assert_null(cfg->domains);
+    assert_null(config_find_domain(cfg, "example.com"));
+    assert_null(config_find_domain(NULL, "example.com"));
 
     assert_int_equal(cfg->ca_count, 2);
     const struct config_ca *le = config_find_ca(cfg, "letsencrypt");
@@ -123,9 +130,11 @@ static void test_defaults(void **state)
     assert_null(le->eab_kid);
     assert_null(le->eab_hmac_key);
     assert_null(le->ca_bundle);
+    assert_int_equal(le->max_new_orders, 250);
     const struct config_ca *st = config_find_ca(cfg, "letsencrypt-staging");
     assert_non_null(st);
     assert_string_equal(st->directory, "https://acme-staging-v02.api.letsencrypt.org/directory");
+    assert_int_equal(st->max_new_orders, 250);
     assert_null(config_find_ca(cfg, "letsencrypt-"));
     assert_null(config_find_ca(cfg, NULL));
     assert_null(config_find_ca(NULL, "letsencrypt"));
@@ -173,6 +182,7 @@ static const char full_conf[] =
     "contact = mailto:pebble@example.com\n"
     "terms_agreed = yes\n"
     "preferred_chain = ISRG Root X1\n"
+    "max_new_orders = 100000\n"
     "\n"
     "[challenge.http-01]\n"
     "listen = 0.0.0.0:80\n"
@@ -181,7 +191,14 @@ static const char full_conf[] =
     "timeout = 2m\n"
     "propagation_wait = 30s\n"
     "[challenge.tls-alpn-01]\n"
-    "listen = [::]:443\n";
+    "listen = [::]:443\n"
+    "[renewal]\n"
+    "renew_before = 30d\n"
+    "deploy_hook = /usr/local/lib/certd/deploy \"--reload nginx\"\n"
+    "deploy_timeout = 10m\n"
+    "[domain.www.example.com]\n"
+    "deploy_hook = /usr/local/bin/push-www\n"
+    "[domain.*.example.org]\n";
 
 static void test_full_file(void **state)
 {
@@ -218,6 +235,9 @@ static void test_full_file(void **state)
     assert_string_equal(ca->contact.items[0], "mailto:pebble@example.com");
     assert_true(ca->terms_agreed);
     assert_string_equal(ca->preferred_chain, "ISRG Root X1");
+    assert_int_equal(ca->max_new_orders, 100000);
+    /* a CA defined in the file gets the default too */
+    assert_int_equal(config_find_ca(cfg, "letsencrypt")->max_new_orders, 250);
 
     assert_string_equal(cfg->challenge.http01_listen, "0.0.0.0:80");
     assert_string_equal(cfg->challenge.dns01_hook,
@@ -225,6 +245,24 @@ static void test_full_file(void **state)
     assert_int_equal(cfg->challenge.dns01_timeout, 120);
     assert_int_equal(cfg->challenge.dns01_propagation_wait, 30);
     assert_string_equal(cfg->challenge.tlsalpn01_listen, "[::]:443");
+
+    assert_string_equal(cfg->renewal.renew_before, "30d");
+    /* like the dns-01 hook, the quotes are command-line syntax and stay */
+    assert_string_equal(cfg->renewal.deploy_hook, "/usr/local/lib/certd/deploy \"--reload nginx\"");
+    assert_int_equal(cfg->renewal.deploy_timeout, 600);
+    assert_int_equal(cfg->domain_count, 2);
+    const struct config_domain *d = config_find_domain(cfg, "www.example.com");
+    assert_non_null(d);
+    assert_ptr_equal(d, &cfg->domains[0]);
+    assert_string_equal(d->name, "www.example.com");
+    assert_string_equal(d->deploy_hook, "/usr/local/bin/push-www");
+    d = config_find_domain(cfg, "*.example.org");
+    assert_non_null(d);
+    assert_string_equal(d->name, "*.example.org");
+    assert_null(d->deploy_hook);
+    assert_null(config_find_domain(cfg, "example.org"));
+    assert_null(config_find_domain(cfg, "a.example.org"));
+    assert_null(config_find_domain(cfg, NULL));
     config_free(cfg);
 }
 
@@ -545,6 +583,178 @@ static void test_bad_values(void **state)
     expect_error("[challenge.dns-01]\npropagation_wait = -1\n", 2, "duration");
 }
 
+static void test_max_new_orders(void **state)
+{
+    struct config *cfg = load_ok("[ca.letsencrypt]\nmax_new_orders = 1\n"
+                                 "[ca.mine]\ndirectory = https://a.example/\n");
+    assert_int_equal(config_find_ca(cfg, "letsencrypt")->max_new_orders, 1);
+    assert_int_equal(config_find_ca(cfg, "letsencrypt-staging")->max_new_orders, 250);
+    assert_int_equal(config_find_ca(cfg, "mine")->max_new_orders, 250);
+    config_free(cfg);
+
+    expect_error("[ca.letsencrypt]\n\nmax_new_orders = 0\n", 3,
+                 "invalid value '0' for max_new_orders in section [ca.letsencrypt]: expected a "
+                 "whole number from 1 to 100000");
+    expect_error("[ca.letsencrypt]\nmax_new_orders = 100001\n", 2, "from 1 to 100000");
+    expect_error("[ca.letsencrypt]\nmax_new_orders = 25O\n", 2, "from 1 to 100000");
+    expect_error("[ca.letsencrypt]\nmax_new_orders = 5\nmax_new_orders = 6\n", 3,
+                 "duplicate key 'max_new_orders' in section [ca.letsencrypt]");
+    expect_error("[acme]\nmax_new_orders = 5\n", 2,
+                 "unknown key 'max_new_orders' in section [acme]");
+}
+
+static void test_renewal_section(void **state)
+{
+    static const char *const good[] = {"30d",   "12h",         "3600",        "1",    "90m",
+                                       "0.33",  "0.5",         "33%",         "1%",   "99%",
+                                       "12.5%", "0.999999999", "0.000000001", "00.5", "99.9%"};
+    char text[256];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), "[renewal]\nrenew_before = %s\n", good[i]);
+        struct config *cfg = load_ok(text);
+        assert_string_equal(cfg->renewal.renew_before, good[i]);
+        config_free(cfg);
+    }
+    static const char *const bad[] = {
+        "0",          "0s",           "0d",   "0.0", "0%",   "1.0",   "1.5",  "100%",  "150%",
+        ".5",         "5.",           "33.%", "%",   "-0.5", "+0.5",  "0,5",  "1e-1",  "inf",
+        "nan",        "30d%",         "0.5d", "x",   "5 d",  "1h30m", "0x10", "1000%", "0.5%%",
+        "4294967296", "0.1234567891",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "[renewal]\n# policy\nrenew_before = %s\n", bad[i]);
+        expect_error(text, 3, "for renew_before in section [renewal]: expected a duration above 0");
+    }
+    /* empty: NULL already means the default policy, so an empty value is a mistake */
+    expect_error("[renewal]\nrenew_before =\n", 2, "fraction of the lifetime");
+    /* the bad value is quoted (it is no secret) */
+    expect_error("[renewal]\nrenew_before = 2 weeks\n", 2, "invalid value '2 weeks'");
+
+    struct config *cfg = load_ok("[renewal]\ndeploy_timeout = 1\n");
+    assert_int_equal(cfg->renewal.deploy_timeout, 1);
+    assert_null(cfg->renewal.renew_before);
+    config_free(cfg);
+    cfg = load_ok("[renewal]\ndeploy_timeout = 1h\n");
+    assert_int_equal(cfg->renewal.deploy_timeout, 3600);
+    config_free(cfg);
+    expect_error("[renewal]\ndeploy_timeout = 0\n", 2,
+                 "invalid value '0' for deploy_timeout in section [renewal]: expected a duration "
+                 "from 1s to 3600s");
+    expect_error("[renewal]\ndeploy_timeout = 3601\n", 2, "to 3600s");
+    expect_error("[renewal]\ndeploy_timeout = 5x\n", 2, "duration");
+
+    expect_error("[renewal]\n[acme]\n\n[renewal]\n", 4,
+                 "duplicate section [renewal] (first at line 1)");
+    expect_error("[renewal]\nhook = /bin/true\n", 2, "unknown key 'hook' in section [renewal]");
+    expect_error("[renewal]\nrenew_before = 30d\nrenew_before = 20d\n", 3,
+                 "duplicate key 'renew_before' in section [renewal]");
+}
+
+static void test_deploy_hooks_checked_at_load(void **state)
+{
+    char msg[1024];
+    expect_error_msg("[renewal]\n\ndeploy_hook = /usr/bin/deploy --token=SECRET42 'x\n", 3,
+                     "invalid value for deploy_hook in section [renewal]: expected a command "
+                     "line: unterminated quote",
+                     msg, sizeof(msg));
+    assert_null(strstr(msg, "SECRET42"));
+    expect_error_msg("[domain.example.com]\ndeploy_hook = deploy --token=SECRET42\n", 2,
+                     "invalid value for deploy_hook in section [domain.example.com]: expected a "
+                     "command line: ",
+                     msg, sizeof(msg));
+    assert_non_null(strstr(msg, "absolute path"));
+    assert_null(strstr(msg, "SECRET42"));
+    expect_error("[renewal]\ndeploy_hook =\n", 2, "empty command");
+    expect_error("[domain.example.com]\ndeploy_hook = /x \\q\n", 2, "unknown escape");
+    expect_error_msg("[domain.example.com]\ndeploy_hook = /x SECRET42\ndeploy_hook = /y\n", 3,
+                     "duplicate key 'deploy_hook' in section [domain.example.com]", msg,
+                     sizeof(msg));
+    assert_null(strstr(msg, "SECRET42"));
+
+    struct config *cfg = load_ok("[renewal]\ndeploy_hook = \"/opt/my hooks/deploy\" 'a b'\n");
+    assert_string_equal(cfg->renewal.deploy_hook, "\"/opt/my hooks/deploy\" 'a b'");
+    char **argv = NULL;
+    size_t argc = 0;
+    char err[128];
+    assert_int_equal(cmdline_split(cfg->renewal.deploy_hook, &argv, &argc, err, sizeof(err)), 0);
+    assert_int_equal(argc, 2);
+    assert_string_equal(argv[0], "/opt/my hooks/deploy");
+    assert_string_equal(argv[1], "a b");
+    cmdline_free(argv);
+    config_free(cfg);
+}
+
+static void test_domain_sections(void **state)
+{
+    /* names are normalised like the API's: Unicode to A-labels, lower case, no trailing dot */
+    struct config *cfg = load_ok("[domain.Bücher.example]\ndeploy_hook = /bin/books\n"
+                                 "[ domain.WWW.Example.COM. ]\n"
+                                 "[domain.*.Example.net]\ndeploy_hook = /bin/wild\n");
+    assert_int_equal(cfg->domain_count, 3);
+    const struct config_domain *d = config_find_domain(cfg, "xn--bcher-kva.example");
+    assert_non_null(d);
+    assert_string_equal(d->name, "xn--bcher-kva.example");
+    assert_string_equal(d->deploy_hook, "/bin/books");
+    /* lookups take the normalised name only */
+    assert_null(config_find_domain(cfg, "Bücher.example"));
+    d = config_find_domain(cfg, "www.example.com");
+    assert_non_null(d);
+    assert_null(d->deploy_hook);
+    d = config_find_domain(cfg, "*.example.net");
+    assert_non_null(d);
+    assert_string_equal(d->deploy_hook, "/bin/wild");
+    config_free(cfg);
+
+    /* duplicates are found after normalisation, at the second header */
+    expect_error("[domain.example.com]\n[renewal]\n[domain.EXAMPLE.com.]\n", 3,
+                 "duplicate section [domain.example.com] (first at line 1)");
+    expect_error("[domain.xn--bcher-kva.example]\ndeploy_hook = /bin/a\n\n"
+                 "[domain.bücher.example]\n",
+                 4, "duplicate section [domain.xn--bcher-kva.example] (first at line 1)");
+    expect_error("[domain.*.example.com]\n[domain.*.EXAMPLE.COM]\n", 2,
+                 "duplicate section [domain.*.example.com]");
+
+    /* invalid names point at the header and say why */
+    expect_error("[renewal]\n[domain.]\n", 2, "invalid domain name '' in section header");
+    expect_error("[domain.a_b.example]\n", 1,
+                 "invalid domain name 'a_b.example' in section header");
+    expect_error("[domain.localhost]\n", 1, "invalid domain name 'localhost'");
+    expect_error("[domain.192.0.2.1]\n", 1, "invalid domain name");
+    expect_error("[domain.*.*.example.com]\n", 1, "invalid domain name");
+    expect_error("[domain.a.*.example.com]\n", 1, "invalid domain name");
+    expect_error("[domain.-a.example.com]\n", 1, "invalid domain name");
+
+    /* only deploy_hook belongs in a domain section */
+    expect_error("[domain.example.com]\nrenew_before = 30d\n", 2,
+                 "unknown key 'renew_before' in section [domain.example.com]");
+    expect_error("[domain.example.com]\ndirectory = https://a.example/\n", 2,
+                 "unknown key 'directory'");
+    expect_error("[domains.example.com]\n", 1, "unknown section [domains.example.com]");
+
+    /* many sections (the array grows) with the same key in each */
+    static char text[64 * 1024];
+    size_t len = 0;
+    for (int i = 0; i < 300; i++)
+        len +=
+            (size_t)snprintf(text + len, sizeof(text) - len,
+                             "[domain.host%d.example.com]\ndeploy_hook = /bin/deploy %d\n", i, i);
+    cfg = load_ok(text);
+    assert_int_equal(cfg->domain_count, 300);
+    for (int i = 0; i < 300; i += 37) {
+        char name[64], hook[64];
+        snprintf(name, sizeof(name), "host%d.example.com", i);
+        snprintf(hook, sizeof(hook), "/bin/deploy %d", i);
+        d = config_find_domain(cfg, name);
+        assert_non_null(d);
+        assert_string_equal(d->deploy_hook, hook);
+    }
+    assert_string_equal(cfg->domains[299].name, "host299.example.com");
+    config_free(cfg);
+    /* and a duplicate far down still names the first line */
+    snprintf(text + len, sizeof(text) - len, "[domain.HOST17.example.com]\n");
+    expect_error(text, 601, "duplicate section [domain.host17.example.com] (first at line 35)");
+}
+
 static void test_ca_whole_section_checks(void **state)
 {
     /* errors found after the section is read point at its header */
@@ -680,6 +890,11 @@ static void test_example_file(void **state)
     assert_string_equal(cfg->acme.default_ca, def->acme.default_ca);
     assert_int_equal(cfg->ca_count, def->ca_count);
     assert_int_equal(cfg->challenge.dns01_timeout, def->challenge.dns01_timeout);
+    assert_int_equal(cfg->renewal.deploy_timeout, def->renewal.deploy_timeout);
+    assert_null(cfg->renewal.renew_before);
+    assert_null(cfg->renewal.deploy_hook);
+    assert_int_equal(cfg->domain_count, 0);
+    assert_int_equal(config_find_ca(cfg, "letsencrypt")->max_new_orders, 250);
     config_free(def);
     config_free(cfg);
 
@@ -698,7 +913,7 @@ static void test_example_file(void **state)
         p += len;
     }
     uncommented[o] = '\0';
-    assert_true(keys >= 27);
+    assert_true(keys >= 33);
     cfg = load_ok(uncommented);
     assert_string_equal(cfg->daemon.socket_group, "certd");
     assert_string_equal(cfg->challenge.dns01_hook,
@@ -707,6 +922,13 @@ static void test_example_file(void **state)
     assert_non_null(ex);
     assert_non_null(ex->eab_hmac_key);
     assert_true(config_find_ca(cfg, "letsencrypt")->terms_agreed);
+    assert_int_equal(ex->max_new_orders, 250);
+    assert_string_equal(cfg->renewal.renew_before, "30d");
+    assert_string_equal(cfg->renewal.deploy_hook, "/usr/local/lib/certd/deploy-hook");
+    assert_int_equal(cfg->renewal.deploy_timeout, 300);
+    const struct config_domain *d = config_find_domain(cfg, "www.example.com");
+    assert_non_null(d);
+    assert_string_equal(d->deploy_hook, "/usr/local/lib/certd/reload-nginx --graceful");
     config_free(cfg);
 }
 
@@ -725,6 +947,10 @@ int main(void)
         cmocka_unit_test(test_long_lines_and_big_files),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_max_new_orders),
+        cmocka_unit_test(test_renewal_section),
+        cmocka_unit_test(test_deploy_hooks_checked_at_load),
+        cmocka_unit_test(test_domain_sections),
         cmocka_unit_test(test_ca_whole_section_checks),
         cmocka_unit_test(test_dns_hook_checked_at_load),
         cmocka_unit_test(test_eab_secret_never_echoed),
