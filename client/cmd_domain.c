@@ -42,17 +42,33 @@ struct domain_opts {
  * --timeout, set has --no-alt. Both take the renewal settings and their --no- forms (on add
  * the --no- forms state the default explicitly). */
 static const struct opt_spec add_opts[] = {
-    {"--alt", true},          {"--challenge", true},     {"--key-type", true},
-    {"--ca", true},           {"--reuse-key", false},    {"--no-reuse-key", false},
-    {"--profile", true},      {"--no-profile", false},   {"--renew-before", true},
-    {"--no-renew-before", false}, {"--wait", false},     {"--timeout", true},
+    {"--alt", true},
+    {"--challenge", true},
+    {"--key-type", true},
+    {"--ca", true},
+    {"--reuse-key", false},
+    {"--no-reuse-key", false},
+    {"--profile", true},
+    {"--no-profile", false},
+    {"--renew-before", true},
+    {"--no-renew-before", false},
+    {"--wait", false},
+    {"--timeout", true},
     {NULL, false},
 };
 static const struct opt_spec set_opts[] = {
-    {"--alt", true},          {"--challenge", true},     {"--key-type", true},
-    {"--ca", true},           {"--no-alt", false},       {"--reuse-key", false},
-    {"--no-reuse-key", false}, {"--profile", true},      {"--no-profile", false},
-    {"--renew-before", true}, {"--no-renew-before", false}, {NULL, false},
+    {"--alt", true},
+    {"--challenge", true},
+    {"--key-type", true},
+    {"--ca", true},
+    {"--no-alt", false},
+    {"--reuse-key", false},
+    {"--no-reuse-key", false},
+    {"--profile", true},
+    {"--no-profile", false},
+    {"--renew-before", true},
+    {"--no-renew-before", false},
+    {NULL, false},
 };
 
 /* Parses the arguments of add (SPECS add_opts) or set (set_opts) into *O, which the caller frees

@@ -341,17 +341,24 @@ void acme_error_from_response(const char *ca, const char *url,
     set_err(err, "CA %s answered HTTP %ld to %s", ca, resp->status, url);
 }
 
-/* One signed exchange with nonce retries; the signer and kid are fixed by the caller. */
-static int signed_post(struct acme_client *c, const struct signer *signer, const char *kid,
-                       const char *url, const json_t *payload, const char *accept,
+/*
+ * One signed exchange with nonce retries. SIGNER NULL means the account key with its kid, both
+ * read under the lock at each attempt: a key rollover may replace them at any time.
+ */
+static int signed_post(struct acme_client *c, const struct signer *signer, const char *url,
+                       const json_t *payload, const char *accept,
                        struct acme_http_response *resp, struct acme_error *err)
 {
     for (int attempt = 0;; attempt++) {
         char *nonce = nonce_take(c, err);
         if (!nonce)
             return -EIO;
-        pthread_mutex_lock(&c->lock); /* GnuTLS keys are not documented as thread-safe */
-        char *body = jws_build(signer, kid, nonce, url, payload);
+        char *body = NULL;
+        pthread_mutex_lock(&c->lock); /* also: GnuTLS keys are not documented as thread-safe */
+        if (signer)
+            body = jws_build(signer, NULL, nonce, url, payload);
+        else if (c->signer && c->kid)
+            body = jws_build(c->signer, c->kid, nonce, url, payload);
         pthread_mutex_unlock(&c->lock);
         free(nonce);
         if (!body) {
@@ -478,7 +485,8 @@ static int register_account(struct acme_client *c, struct acme_error *err)
     }
 
     struct acme_http_response resp;
-    int rc = signed_post(c, c->signer, NULL, url, payload, NULL, &resp, err);
+    /* Callers hold account_lock, so c->signer stays put; newAccount names the key by its jwk. */
+    int rc = signed_post(c, c->signer, url, payload, NULL, &resp, err);
     json_decref(payload);
     if (rc < 0)
         return rc;
@@ -600,13 +608,7 @@ int acme_client_post(struct acme_client *c, const char *url, const json_t *paylo
         int rc = acme_client_ensure_account(c, err);
         if (rc < 0)
             return rc;
-        pthread_mutex_lock(&c->lock);
-        char *kid = strdup(c->kid);
-        pthread_mutex_unlock(&c->lock);
-        if (!kid)
-            return -ENOMEM;
-        rc = signed_post(c, c->signer, kid, url, payload, accept, resp, err);
-        free(kid);
+        rc = signed_post(c, NULL, url, payload, accept, resp, err);
         /* A CA that lost its state no longer knows our account (RFC 8555 §7.3.1): register
          * the same key again and repeat the request, once. */
         if (rc == -EPROTO && attempt == 0 && acme_error_is(err, "accountDoesNotExist")) {
@@ -648,16 +650,28 @@ int acme_client_post_with_key(struct acme_client *c, const char *key_pem, const 
         set_err(err, "the certificate's key is unusable");
         return -EINVAL;
     }
-    int rc = signed_post(c, s, NULL, url, payload, NULL, resp, err);
+    int rc = signed_post(c, s, url, payload, NULL, resp, err);
     signer_free(s);
     return rc;
 }
+
+static int key_rollover_locked(struct acme_client *c, struct acme_error *err);
 
 int acme_client_key_rollover(struct acme_client *c, struct acme_error *err)
 {
     int rc = acme_client_ensure_account(c, err);
     if (rc < 0)
         return rc;
+    /* One account change at a time (rollover, deactivation, a new registration). */
+    pthread_mutex_lock(&c->account_lock);
+    rc = key_rollover_locked(c, err);
+    pthread_mutex_unlock(&c->account_lock);
+    return rc;
+}
+
+static int key_rollover_locked(struct acme_client *c, struct acme_error *err)
+{
+    int rc;
     const char *url = acme_client_dir_url(c, "keyChange", err);
     if (!url)
         return -ENOTSUP;
@@ -723,22 +737,29 @@ int acme_client_deactivate(struct acme_client *c, struct acme_error *err)
     int rc = acme_client_ensure_account(c, err);
     if (rc < 0)
         return rc;
+    pthread_mutex_lock(&c->account_lock);
     json_t *payload = json_pack("{s:s}", "status", "deactivated");
+    pthread_mutex_lock(&c->lock);
+    char *kid = c->kid ? strdup(c->kid) : NULL;
+    pthread_mutex_unlock(&c->lock);
     struct acme_http_response resp;
-    rc = acme_client_post(c, c->kid, payload, NULL, &resp, NULL, err);
+    rc = kid ? acme_client_post(c, kid, payload, NULL, &resp, NULL, err) : -ENOENT;
     json_decref(payload);
     if (rc < 0)
-        return rc;
+        goto out;
     acme_http_response_free(&resp);
     char detail[256];
     snprintf(detail, sizeof(detail), "{\"ca\":\"%s\"}", c->name);
     struct store_event_in ev = {.type = "account.deactivated", .actor = "certd",
                                 .detail_json = detail};
-    rc = store_account_update(c->store, c->name, c->kid, "deactivated", NULL, NULL, NULL, &ev);
+    rc = store_account_update(c->store, c->name, kid, "deactivated", NULL, NULL, NULL, &ev);
     pthread_mutex_lock(&c->lock);
     free(c->kid);
     c->kid = NULL; /* the next use fails with the stored status */
     pthread_mutex_unlock(&c->lock);
+out:
+    free(kid);
+    pthread_mutex_unlock(&c->account_lock);
     return rc;
 }
 

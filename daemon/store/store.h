@@ -167,8 +167,9 @@ int store_domain_update(struct store *st, const struct store_domain *d,
 
 /*
  * Stops managing NAME: status removed, history kept; its active certificate's ARI and expiry
- * timers are cleared (ari_next_check and expiring_at), so nothing is due for it. With PURGE the domain row, its names, keys,
- * certificates and orders are deleted (events stay: the audit log is append-only).
+ * timers are cleared (ari_next_check and expiring_at), so nothing is due for it. With PURGE the
+ * domain row, its names, keys, certificates and orders are deleted (events stay: the audit log
+ * is append-only).
  * -ENOENT when there is no such domain (or, without PURGE, it is already removed).
  */
 int store_domain_remove(struct store *st, const char *name, bool purge,

@@ -45,8 +45,8 @@ bool store_ari_times_ok(int64_t window_start, int64_t window_end, int64_t next_c
     return window_start <= window_end;
 }
 
-int store_cert_set_ari(struct store *st, int64_t cert_id, int64_t window_start,
-                       int64_t window_end, int64_t next_check)
+int store_cert_set_ari(struct store *st, int64_t cert_id, int64_t window_start, int64_t window_end,
+                       int64_t next_check)
 {
     if (!store_ari_times_ok(window_start, window_end, next_check))
         return -EINVAL;
@@ -137,8 +137,7 @@ out:
     return ret;
 }
 
-int store_ari_due(struct store *st, int64_t now, size_t limit, int64_t **cert_ids,
-                  size_t *count)
+int store_ari_due(struct store *st, int64_t now, size_t limit, int64_t **cert_ids, size_t *count)
 {
     return ids_due(st, STORE_SQL_ARI_DUE, now, limit, "ARI due", cert_ids, count);
 }

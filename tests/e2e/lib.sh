@@ -6,9 +6,17 @@ set -euo pipefail
 : "${CERTD_BIN:?CERTD_BIN must point at the certd binary}"
 : "${CERTCTL_BIN:?CERTCTL_BIN must point at the certctl binary}"
 T_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
-mkdir -p "${CERTD_TEST_TMPDIR:-/tmp}"
-T_DIR=$(mktemp -d "${CERTD_TEST_TMPDIR:-/tmp}/$T_NAME.XXXXXX")
-chmod 0755 "$T_DIR"   # so an unprivileged peer can reach the socket in role tests
+# Under /tmp rather than the build tree: role tests act as an unprivileged user, who must be
+# able to reach the socket whatever the checkout's parent directories allow (/root is 0700).
+T_DIR=$(mktemp -d "/tmp/certd-$T_NAME.XXXXXX")
+chmod 0755 "$T_DIR"
+# as_nobody CMD...: runs CMD as nobody/nogroup with no supplementary groups.
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+# nobody_certctl: a copy of certctl that nobody can execute wherever the build tree lives.
+nobody_certctl() {
+    [ -x "$T_DIR/certctl" ] || install -m 0755 "$CERTCTL_BIN" "$T_DIR/certctl"
+    echo "$T_DIR/certctl"
+}
 T_PASS=0
 T_FAIL=0
 CERTD_PID=

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # acme_shim (tests/tools/acme_shim.c) in front of the real Pebble: adds ACME Renewal Information
 # (RFC 9773) and certificate profiles, which Debian's Pebble 2.4 lacks. Source it AFTER lib.sh
 # and pebble.sh, and call pebble_start before shim_start. It chains shim_stop into the EXIT trap.
@@ -55,14 +56,19 @@ _shim_up() {
 
 shim_start() {
     local attempt rc=1 log_file="$T_DIR/shim.log"
-    [ -n "$ACME_SHIM_BIN" ] && [ -x "$ACME_SHIM_BIN" ] ||
-        { log "shim_start: ACME_SHIM_BIN must point at the acme_shim binary"; return 1; }
-    [ -n "${PEBBLE_PORT:-}" ] && _pebble_alive "${PEBBLE_PID:-}" ||
-        { log "shim_start: pebble_start first"; return 1; }
+    if [ -z "$ACME_SHIM_BIN" ] || [ ! -x "$ACME_SHIM_BIN" ]; then
+        log "shim_start: ACME_SHIM_BIN must point at the acme_shim binary"
+        return 1
+    fi
+    if [ -z "${PEBBLE_PORT:-}" ] || ! _pebble_alive "${PEBBLE_PID:-}"; then
+        log "shim_start: pebble_start first"
+        return 1
+    fi
     shim_stop >/dev/null 2>&1 || true
     : >>"$log_file"
     for attempt in 1 2 3 4 5; do
         _pebble_pick_ports 2 || return 1
+        # shellcheck disable=SC2154  # _pebble_ports is set by _pebble_pick_ports (pebble.sh)
         export SHIM_PORT=${_pebble_ports[0]} SHIM_CTL_PORT=${_pebble_ports[1]}
         export SHIM_DIR_URL="https://127.0.0.1:$SHIM_PORT/dir"
         export SHIM_CTL_URL="http://127.0.0.1:$SHIM_CTL_PORT"

@@ -19,7 +19,7 @@ check_eq "socket owned by nobody" nobody "$(stat -c %U "$CERTD_SOCKET")"
 
 "$CERTCTL_BIN" domain add drop.example.com >/dev/null
 check_eq "root is still an admin after the drop" drop.example.com "$("$CERTCTL_BIN" domain show drop.example.com --json | jq -r .name)"
-out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$CERTCTL_BIN" domain list --json)
+out=$(as_nobody "$(nobody_certctl)" domain list --json)
 check_eq "the daemon's own uid is an admin" drop.example.com "$(jq -r '.domains[0].name' <<<"$out")"
 check_eq "the database is still 0600" 600 "$(stat -c %a "$T_DIR/state/certd.db")"
 

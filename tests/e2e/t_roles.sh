@@ -5,7 +5,6 @@
 if [ "$(id -u)" != 0 ]; then
     log "SKIP: needs root to act as another user"; echo "1 passed, 0 failed"; exit 0
 fi
-as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 
 SOCKET_MODE=0666 write_config
 start_certd
@@ -19,7 +18,7 @@ check_eq "403 is a forbidden problem" "urn:certd:problem:forbidden" "$(jq -r .ty
 out=$(as_nobody curl -sS --unix-socket "$CERTD_SOCKET" -w ' %{http_code}' -H 'Content-Type: application/json' \
       -d '{"name": "evil.example.com"}' http://localhost/v1/domains)
 check_match "peer with no role cannot add a domain" ' 403$' "$out"
-rc=0; msg=$(as_nobody "$CERTCTL_BIN" domain list 2>&1) || rc=$?
+rc=0; msg=$(as_nobody "$(nobody_certctl)" domain list 2>&1) || rc=$?
 check_eq "certctl as a peer with no role exits 1" 1 "$rc"
 check_match "certctl explains the refusal" 'no role' "$msg"
 check_eq "refused requests changed nothing" "$before" "$(db_snapshot)"
@@ -29,8 +28,8 @@ write_config '' $'[access]\nadmin_users = nobody'
 kill -HUP "$CERTD_PID"
 check "after SIGHUP, [access] admin_users grants admin" \
     wait_for 10 "as_nobody curl -fsS --unix-socket '$CERTD_SOCKET' http://localhost/v1/domains >/dev/null 2>&1"
-check_eq "admin peer sees the domains" one.example.com "$(as_nobody "$CERTCTL_BIN" domain list --json | jq -r '.domains[0].name')"
-as_nobody "$CERTCTL_BIN" domain add two.example.com >/dev/null
+check_eq "admin peer sees the domains" one.example.com "$(as_nobody "$(nobody_certctl)" domain list --json | jq -r '.domains[0].name')"
+as_nobody "$(nobody_certctl)" domain add two.example.com >/dev/null
 check_match "events record the non-root actor" '^uid:65534\(nobody\)$' "$("$CERTCTL_BIN" events --json | jq -r '[.events[] | select(.domain == "two.example.com")][0].actor')"
 
 # by group instead

@@ -346,8 +346,8 @@ static void test_cert_fields_and_get(void **state)
 
     /* Refused before anything is written. */
     int64_t ev0 = last_event(f->st);
-    static const char *const bad_ids[] = {"", "nodot", ".lead", "trail.", "a.b.c", "a+b.c",
-                                          "a/b.c", "ab=.cd", "a b.c"};
+    static const char *const bad_ids[] = {"",      "nodot", ".lead",  "trail.", "a.b.c",
+                                          "a+b.c", "a/b.c", "ab=.cd", "a b.c"};
     for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
         struct cert_spec x = {.serial = "0b01", .ari_id = bad_ids[i]};
         assert_int_equal(cert_add_ret(f->st, dom, &x, NULL), -EINVAL);
@@ -784,10 +784,8 @@ static void test_queries_use_indexes(void **state)
             snprintf(serial, sizeof(serial), "e%x%04x", round, i);
             snprintf(ari, sizeof(ari), "AA.%s", serial);
             int64_t dom = add_domain(f->st, name);
-            struct cert_spec cs = {.serial = serial,
-                                   .ari_id = ari,
-                                   .next_check = 50000 + i,
-                                   .expiring_at = 50000 + i};
+            struct cert_spec cs = {
+                .serial = serial, .ari_id = ari, .next_check = 50000 + i, .expiring_at = 50000 + i};
             cert_add(f->st, dom, &cs);
         }
 
@@ -979,9 +977,14 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_domain_settings), T(test_cert_fields_and_get), T(test_set_ari),
-        T(test_ari_due),         T(test_expiring),            T(test_orders_count_since),
-        T(test_queries_use_indexes), T(test_migration_2_to_3),
+        T(test_domain_settings),
+        T(test_cert_fields_and_get),
+        T(test_set_ari),
+        T(test_ari_due),
+        T(test_expiring),
+        T(test_orders_count_since),
+        T(test_queries_use_indexes),
+        T(test_migration_2_to_3),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
