@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/types.h"
 #include "core/log.h"
 #include "crypto/b64url.h"
@@ -776,5 +777,68 @@ int acme_client_register_new(struct acme_client *c, struct acme_error *err)
     if (rc == 0)
         rc = load_or_create_account(c, err);
     pthread_mutex_unlock(&c->account_lock);
+    return rc;
+}
+
+bool acme_client_has_ari(struct acme_client *c)
+{
+    const json_t *dir;
+    struct acme_error err = {.retry_after = -1};
+    bool has = acme_client_directory(c, false, &dir, &err) == 0 &&
+               json_is_string(json_object_get(dir, "renewalInfo"));
+    acme_error_clear(&err);
+    return has;
+}
+
+int acme_client_has_profile(struct acme_client *c, const char *name, struct acme_error *err)
+{
+    const json_t *dir;
+    if (acme_client_directory(c, false, &dir, err) < 0)
+        return -EIO;
+    const json_t *profiles = json_object_get(json_object_get(dir, "meta"), "profiles");
+    return json_is_object(profiles) && json_object_get(profiles, name) ? 1 : 0;
+}
+
+int acme_client_renewal_info(struct acme_client *c, const char *ari_id, int64_t *start,
+                             int64_t *end, int64_t *retry_after, struct acme_error *err)
+{
+    const json_t *dir;
+    if (acme_client_directory(c, false, &dir, err) < 0)
+        return -EIO;
+    const char *base = json_string_value(json_object_get(dir, "renewalInfo"));
+    if (!base)
+        return -ENOTSUP;
+    size_t len = strlen(base) + 1 + strlen(ari_id) + 1;
+    char *url = malloc(len);
+    if (!url)
+        return -ENOMEM;
+    /* RFC 9773 §4.1: the CertID is appended as a path segment. */
+    snprintf(url, len, "%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", ari_id);
+    struct acme_http_response resp;
+    int rc = http_do(c, "GET", url, NULL, "application/json", &resp, err);
+    if (rc < 0) {
+        free(url);
+        return -EIO;
+    }
+    nonce_keep(c, &resp);
+    *retry_after = resp.retry_after;
+    if (resp.status != 200) {
+        acme_error_from_response(c->name, url, &resp, err);
+        acme_http_response_free(&resp);
+        free(url);
+        return -EPROTO;
+    }
+    json_t *o = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
+    const json_t *w = json_object_get(o, "suggestedWindow");
+    rc = json_time_parse(json_string_value(json_object_get(w, "start")), start) == 0 &&
+                 json_time_parse(json_string_value(json_object_get(w, "end")), end) == 0 &&
+                 *end >= *start
+             ? 0
+             : -EPROTO;
+    if (rc < 0)
+        set_err(err, "CA %s sent renewal information without a usable suggestedWindow", c->name);
+    json_decref(o);
+    acme_http_response_free(&resp);
+    free(url);
     return rc;
 }

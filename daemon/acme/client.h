@@ -106,6 +106,25 @@ int acme_client_register_new(struct acme_client *c, struct acme_error *err);
 int acme_client_key_rollover(struct acme_client *c, struct acme_error *err);
 int acme_client_deactivate(struct acme_client *c, struct acme_error *err);
 
+/*
+ * ACME Renewal Information (RFC 9773 §4.1): fetches the suggested window for the certificate
+ * whose CertID is ARI_ID (base64url(AKI keyIdentifier) "." base64url(serial)). -ENOTSUP when
+ * the CA's directory has no renewalInfo; -EIO/-EPROTO with ERR on failure. *RETRY_AFTER is the
+ * CA's Retry-After in seconds, -1 when absent.
+ */
+int acme_client_renewal_info(struct acme_client *c, const char *ari_id, int64_t *start,
+                             int64_t *end, int64_t *retry_after, struct acme_error *err);
+
+/* Whether the CA's directory offers renewalInfo (fetching the directory if needed). */
+bool acme_client_has_ari(struct acme_client *c);
+
+/*
+ * Whether the CA advertises certificate profile NAME in its directory's meta.profiles
+ * (draft-ietf-acme-profiles). 1 yes, 0 no (or no profiles at all), -EIO when the directory
+ * cannot be fetched (ERR set).
+ */
+int acme_client_has_profile(struct acme_client *c, const char *name, struct acme_error *err);
+
 /* Counters for tests and the benchmark: requests sent, badNonce retries. */
 void acme_client_stats(struct acme_client *c, uint64_t *requests, uint64_t *bad_nonces);
 

@@ -16,6 +16,7 @@
 #include "crypto/b64url.h"
 #include "crypto/certinfo.h"
 #include "crypto/csr.h"
+#include "crypto/keys.h"
 #include "crypto/signer.h"
 #include "store/store.h"
 
@@ -35,6 +36,25 @@ struct run {
     json_t *ca_order;         /* the CA's latest view of the order */
     struct acme_error err;
 };
+
+/* "base64url(AKI keyIdentifier).base64url(serial)", the certificate's ARI CertID (RFC 9773
+ * §4.1), or NULL without an AKI. */
+static char *ari_cert_id(const struct cert_info *ci)
+{
+    if (!ci->aki_len || !ci->serial_der_len)
+        return NULL;
+    char *a = b64url_encode(ci->aki, ci->aki_len);
+    char *b = b64url_encode(ci->serial_der, ci->serial_der_len);
+    char *out = NULL;
+    if (a && b) {
+        size_t len = strlen(a) + 1 + strlen(b) + 1;
+        if ((out = malloc(len)))
+            snprintf(out, len, "%s.%s", a, b);
+    }
+    free(a);
+    free(b);
+    return out;
+}
 
 static void fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(struct run *r, const char *fmt, ...)
@@ -174,11 +194,32 @@ static int new_order(struct run *r)
         json_array_append_new(ids, json_pack("{s:s, s:O}", "type", "dns", "value", n));
     }
     json_t *payload = json_pack("{s:o}", "identifiers", ids);
-    if (payload && r->order->replaces)
-        json_object_set_new(payload, "replaces", json_string(r->order->replaces));
+    if (payload && r->domain->profile)
+        json_object_set_new(payload, "profile", json_string(r->domain->profile));
     struct acme_http_response resp;
     json_t *o = NULL;
-    int rc = acme_client_post(r->env->client, url, payload, NULL, &resp, &o, &r->err);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        /* RFC 9773 §5: name the certificate this order replaces. */
+        if (r->order->replaces)
+            json_object_set_new(payload, "replaces", json_string(r->order->replaces));
+        else
+            json_object_del(payload, "replaces");
+        rc = acme_client_post(r->env->client, url, payload, NULL, &resp, &o, &r->err);
+        /* Someone (a previous run of ours that crashed, or an operator) already replaced it:
+         * order as a plain renewal. */
+        if (rc == -EPROTO && attempt == 0 && r->order->replaces &&
+            acme_error_is(&r->err, "alreadyReplaced")) {
+            log_notice("%s: CA says certificate %s was already replaced; ordering without "
+                       "\"replaces\"", r->domain->name, r->order->replaces);
+            free(r->order->replaces);
+            r->order->replaces = NULL;
+            acme_http_response_free(&resp);
+            acme_error_clear(&r->err);
+            continue;
+        }
+        break;
+    }
     json_decref(payload);
     if (rc < 0) {
         fail_acme(r, "newOrder refused");
@@ -590,13 +631,18 @@ static int download_and_store(struct run *r)
     }
     testhook_crash_point("before_store");
 
-    int64_t lifetime = ci.not_after - ci.not_before;
-    int64_t renew_at = ci.not_before + lifetime * 2 / 3;
     struct store_cert c = {.domain_id = r->domain->id, .key_id = r->order->key_id,
                            .order_id = r->order->id, .serial = ci.serial,
                            .not_before = ci.not_before, .not_after = ci.not_after,
                            .issuer = ci.issuer_dn, .fingerprint_sha256 = ci.fingerprint_sha256,
                            .chain_pem = pem};
+    int64_t renew_at = r->env->plan(r->env->plan_ctx, r->domain, &c);
+    /* RFC 9773: with a CA that offers renewal information, ask for it from now on. */
+    if (acme_client_has_ari(r->env->client) && (c.ari_id = ari_cert_id(&ci)))
+        c.ari_next_check = c.not_before > 0 ? c.not_before : 1;
+    struct store_cert *prev = NULL;
+    r->res->renewed = store_cert_current(r->env->store, r->domain->id, &prev) == 0;
+    store_cert_free(prev);
     char nb[JSON_TIME_SIZE], na[JSON_TIME_SIZE];
     json_time_format(ci.not_before, nb);
     json_time_format(ci.not_after, na);
@@ -605,10 +651,13 @@ static int download_and_store(struct run *r)
                                "names", r->names);
     char *detail_text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
     json_decref(detail);
-    struct store_event_in ev = {.type = "certificate.issued", .domain = r->domain->name,
-                                .actor = r->env->actor, .detail_json = detail_text};
+    struct store_event_in ev = {.type = r->res->renewed ? "certificate.renewed"
+                                                        : "certificate.issued",
+                                .domain = r->domain->name, .actor = r->env->actor,
+                                .detail_json = detail_text};
     rc = store_cert_add(r->env->store, &c, renew_at, &ev, &r->res->cert_id);
     free(detail_text);
+    free(c.ari_id);
     if (rc < 0) {
         fail(r, "cannot store the certificate");
         goto out;
@@ -626,12 +675,71 @@ out:
 
 /* ---- the run ---- */
 
+/*
+ * A renewal gets a fresh key unless the domain keeps its key (reuse_key): the current key is
+ * replaced when it is the one the active certificate uses. A key made for an order that then
+ * failed is not replaced again: it was never used.
+ */
+static int rotate_key(struct run *r, const struct store_cert *prev, struct store_key **key)
+{
+    if (!prev || r->domain->reuse_key || prev->key_id != (*key)->id)
+        return 0;
+    enum key_type kt;
+    char *pem = NULL, sha[KEY_FINGERPRINT_SIZE];
+    if (!key_type_parse(r->domain->key_type, &kt))
+        kt = KEY_EC_P256;
+    if (keys_generate(kt, &pem, sha) < 0) {
+        fail(r, "cannot generate a new %s key", key_type_name(kt));
+        return -EIO;
+    }
+    struct store_key k = {.key_type = (char *)key_type_name(kt), .pem = pem,
+                          .public_key_sha256 = sha};
+    char detail[160];
+    snprintf(detail, sizeof(detail), "{\"reason\":\"renewal\",\"key_sha256\":\"%s\"}", sha);
+    struct store_event_in ev = {.type = "key.generated", .domain = r->domain->name,
+                                .actor = r->env->actor, .detail_json = detail};
+    int64_t id = 0;
+    int rc = store_key_add(r->env->store, r->domain->id, &k, &ev, &id);
+    keys_pem_free(pem);
+    if (rc < 0) {
+        fail(r, "cannot store the new key");
+        return rc;
+    }
+    store_key_free(*key);
+    *key = NULL;
+    return store_key_current(r->env->store, r->domain->id, key);
+}
+
 static int start_order(struct run *r)
 {
     struct store_key *key = NULL;
+    struct store_cert *prev = NULL;
     if (store_key_current(r->env->store, r->domain->id, &key) < 0) {
         fail(r, "the domain has no private key");
         return -ENOENT;
+    }
+    if (store_cert_current(r->env->store, r->domain->id, &prev) < 0)
+        prev = NULL;
+    /* A profile the CA does not offer fails here, before any order exists. */
+    if (r->domain->profile) {
+        int has = acme_client_has_profile(r->env->client, r->domain->profile, &r->err);
+        if (has <= 0) {
+            if (has < 0)
+                fail_acme(r, "cannot check the CA's profiles");
+            else
+                fail(r, "CA %s does not offer the profile '%s'", r->domain->ca,
+                     r->domain->profile);
+            r->res->permanent = has == 0;
+            store_key_free(key);
+            store_cert_free(prev);
+            return -EINVAL;
+        }
+    }
+    int rc = rotate_key(r, prev, &key);
+    if (rc < 0) {
+        store_key_free(key);
+        store_cert_free(prev);
+        return rc;
     }
     json_decref(r->names);
     r->names = json_array();
@@ -650,13 +758,16 @@ static int start_order(struct run *r)
     r->order->key_id = key->id;
     r->order->status = strdup("new");
     r->order->names_json = json_dumps(r->names, JSON_COMPACT);
+    if (prev && prev->ari_id && acme_client_has_ari(r->env->client))
+        r->order->replaces = strdup(prev->ari_id);
     store_key_free(key);
+    store_cert_free(prev);
     char detail[256];
     snprintf(detail, sizeof(detail), "{\"ca\":\"%s\",\"key_id\":%lld}", r->domain->ca,
              (long long)r->order->key_id);
     struct store_event_in ev = {.type = "order.created", .domain = r->domain->name,
                                 .actor = r->env->actor, .detail_json = detail};
-    int rc = store_order_create(r->env->store, r->order, &ev, &r->order->id);
+    rc = store_order_create(r->env->store, r->order, &ev, &r->order->id);
     if (rc < 0) {
         fail(r, "cannot record the order");
         return rc;

@@ -22,6 +22,15 @@ struct acme_client;
 struct config;
 struct responders;
 struct store;
+struct store_cert;
+struct store_domain;
+
+/*
+ * Plans a new certificate C of domain D (C's not_before/not_after set): returns its renewal
+ * time and sets C->expiring_at. The scheduler's planner, passed in so this module does not
+ * depend on it.
+ */
+typedef int64_t (*acme_plan_fn)(void *ctx, const struct store_domain *d, struct store_cert *c);
 
 /* Sleeps MS milliseconds unless the daemon is stopping; returns false when it is. */
 typedef bool (*acme_sleep_fn)(void *ctx, unsigned ms);
@@ -34,6 +43,8 @@ struct acme_order_env {
     acme_sleep_fn sleep;
     void *sleep_ctx;
     const char *actor;             /* for events: "certd" or the API caller who asked */
+    acme_plan_fn plan;
+    void *plan_ctx;
 };
 
 enum acme_order_outcome {
@@ -48,6 +59,7 @@ struct acme_order_result {
     char error[1024];         /* one line for the domain's last_error (ORDER_FAILED) */
     int64_t retry_after;      /* the CA asked us to wait this long (seconds), -1 if not */
     int64_t cert_id;          /* ORDER_ISSUED */
+    bool renewed;             /* ORDER_ISSUED: the domain had a certificate before */
     bool permanent;           /* the failure will repeat until the configuration changes */
 };
 

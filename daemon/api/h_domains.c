@@ -270,11 +270,11 @@ static bool profile_ok(const char *s)
     return true;
 }
 
-/* Replaces *FIELD with a copy of VALUE (NULL clears); false on allocation failure. */
+/* Replaces *FIELD with a copy of VALUE; false on allocation failure (*FIELD then kept). */
 static bool replace_string(char **field, const char *value)
 {
-    char *copy = NULL;
-    if (value && !(copy = strdup(value)))
+    char *copy = strdup(value);
+    if (!copy)
         return false;
     free(*field);
     *field = copy;
@@ -306,9 +306,9 @@ static bool apply_renewal_settings(struct api_request *req, const json_t *body,
             *rc = MHD_NO;
             return false;
         }
-    } else if (nulls->profile && !replace_string(&d->profile, NULL)) {
-        *rc = MHD_NO;
-        return false;
+    } else if (nulls->profile) {
+        free(d->profile);
+        d->profile = NULL;
     }
     if ((v = json_object_get(body, "renew_before"))) {
         const char *r = json_string_value(v);
@@ -334,14 +334,13 @@ static bool apply_renewal_settings(struct api_request *req, const json_t *body,
     return true;
 }
 
-/* The event detail for a domain's settings, as JSON text (caller frees). */
-static char *settings_detail(const struct store_domain *d, const char *key_sha256)
+/* The settings a certificate is ordered with, as JSON text (caller frees): compared before and
+ * after a PATCH to tell whether it needs a new order now. */
+static char *settings_detail(const struct store_domain *d)
 {
     json_t *o = json_pack("{s:o, s:s, s:s, s:s}", "alt_names",
                           string_array(d->alt_names, d->alt_count), "challenge", d->challenge,
                           "key_type", d->key_type, "ca", d->ca);
-    if (o && key_sha256)
-        json_object_set_new(o, "key_sha256", json_string(key_sha256));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
@@ -583,7 +582,7 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     if (!(d = path_domain(req, param, false, &rc)))
         goto out;
     /* What the certificate depends on, to tell whether the change needs a new order. */
-    before = settings_detail(d, NULL);
+    before = settings_detail(d);
     char *old_key_type = strdup(d->key_type);
     if (!apply_settings(req, body, d, &rc) || !apply_renewal_settings(req, body, &nulls, d, &rc)) {
         free(old_key_type);
@@ -605,12 +604,12 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     log_info("domain %s updated by %s", d->name, req->caller.actor);
     /* New names, CA or challenge: order now rather than at the next renewal (a failing domain
      * gets its retry with the fixed settings at once). A new key type waits for the renewal. */
-    char *after = settings_detail(d, NULL);
+    char *after = settings_detail(d);
     bool replan = before && after && strcmp(before, after) != 0;
     if (replan && old_key_type && strcmp(old_key_type, d->key_type) != 0) {
         struct store_domain probe = *d;
         probe.key_type = old_key_type;
-        char *without_kt = settings_detail(&probe, NULL);
+        char *without_kt = settings_detail(&probe);
         replan = without_kt && strcmp(before, without_kt) != 0;
         free(without_kt);
     }

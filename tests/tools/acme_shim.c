@@ -59,7 +59,7 @@
 #define CONNECTION_LIMIT 64u
 #define CONNECTION_TIMEOUT_S 30u
 #define UPSTREAM_TIMEOUT_S 30L
-#define UPSTREAM_CONNECT_TIMEOUT_S 5L
+#define UPSTREAM_CONNECT_TIMEOUT_S 10L
 
 #define EXIT_ADDR_IN_USE 2
 
@@ -450,6 +450,7 @@ static int upstream_request(const struct shim *s, const char *method, const char
     curl_easy_setopt(c, CURLOPT_TIMEOUT, UPSTREAM_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, UPSTREAM_CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_CAINFO, s->upstream_ca);
+    curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
