@@ -212,8 +212,12 @@ int acme_http_request(struct acme_http *h, const char *method, const char *url,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
-    if (h->ca_bundle)
+    if (h->ca_bundle) {
         curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_bundle);
+        /* Only the bundle: libcurl's GnuTLS backend would otherwise also read the whole system
+         * certificate directory on every request. */
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+    }
 
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);

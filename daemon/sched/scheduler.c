@@ -6,24 +6,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "acme/client.h"
 #include "acme/order.h"
 #include "acme/responders.h"
+#include "core/clock.h"
 #include "core/confhold.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "sched/deploy.h"
+#include "sched/renewal.h"
 #include "store/store.h"
 
 #define MAX_WORKERS 64
+/* Names passed to deploy hooks (a certificate holds at most 100). */
+#define NAMES_MAX_FOR_HOOKS 100
 #define MAX_QUEUE 4096
 
+enum job_kind { JOB_ORDER, JOB_ARI };
+
 struct job {
-    int64_t domain_id;
-    int64_t order_id; /* an unfinished order to resume, or 0 */
+    enum job_kind kind;
+    int64_t domain_id; /* JOB_ORDER */
+    int64_t order_id;  /* JOB_ORDER: an unfinished order to resume, or 0 */
+    int64_t cert_id;   /* JOB_ARI */
 };
+
+/* The busy-set key of a job: ARI checks are keyed by certificate, apart from orders. */
+static int64_t job_key(const struct job *j)
+{
+    return j->kind == JOB_ARI ? -j->cert_id : j->domain_id;
+}
 
 /* ACME clients by CA, created on first use. A reload that changes a CA's settings adds a new
  * client; old ones stay until stop since a worker may still hold one. */
@@ -46,7 +60,8 @@ struct scheduler {
 
     struct job queue[MAX_QUEUE];
     size_t queued;
-    /* Domains queued or running, so one domain never has two orders at once. */
+    /* Domains (and, negated, certificates for ARI checks) queued or running, so one domain
+     * never has two orders at once. */
     int64_t busy[MAX_QUEUE + MAX_WORKERS];
     size_t busy_count;
     unsigned running;
@@ -84,16 +99,23 @@ static void busy_remove(struct scheduler *s, int64_t domain_id)
     }
 }
 
-/* Queues a job; the caller holds the lock. False when the queue is full or the domain busy. */
-static bool enqueue(struct scheduler *s, int64_t domain_id, int64_t order_id)
+/* Queues a job; the caller holds the lock. False when the queue is full or the key busy. */
+static bool enqueue(struct scheduler *s, struct job job)
 {
-    if (is_busy(s, domain_id) || s->queued >= MAX_QUEUE ||
+    int64_t key = job_key(&job);
+    if (is_busy(s, key) || s->queued >= MAX_QUEUE ||
         s->busy_count >= sizeof(s->busy) / sizeof(s->busy[0]))
         return false;
-    s->queue[s->queued++] = (struct job){domain_id, order_id};
-    s->busy[s->busy_count++] = domain_id;
+    s->queue[s->queued++] = job;
+    s->busy[s->busy_count++] = key;
     pthread_cond_signal(&s->work);
     return true;
+}
+
+static bool enqueue_order(struct scheduler *s, int64_t domain_id, int64_t order_id)
+{
+    return enqueue(s, (struct job){.kind = JOB_ORDER, .domain_id = domain_id,
+                                   .order_id = order_id});
 }
 
 bool scheduler_sleep(void *ctx, unsigned ms)
@@ -172,41 +194,27 @@ out:
     return client;
 }
 
-int64_t scheduler_backoff(int failures, int64_t retry_after, uint32_t random)
+/* After a certificate is stored: the configured deploy hooks, with what they need to know. */
+static void run_deploy_hooks(struct scheduler *s, const struct config *cfg,
+                             const struct store_domain *d, int64_t cert_id, bool renewed)
 {
-    /* Let's Encrypt's integration guide: about 1 min, 10 min, 100 min, then daily. */
-    static const int64_t steps[] = {60, 600, 6000, 86400};
-    size_t i = failures < 1 ? 0 : (size_t)failures - 1;
-    int64_t base = steps[i < 4 ? i : 3];
-    int64_t delay = base + (int64_t)(random % (uint32_t)(base / 10 + 1));
-    return retry_after > delay ? retry_after : delay;
-}
-
-static void record_failure(struct scheduler *s, int64_t domain_id,
-                           const struct acme_order_result *res)
-{
-    struct store_domain *d = NULL;
-    if (store_domain_get_by_id(s->store, domain_id, &d) < 0)
+    struct store_cert *c = NULL;
+    if (store_cert_get(s->store, cert_id, &c) < 0)
         return;
-    uint32_t rnd = 0;
-    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-        rnd = (uint32_t)now_s();
-    int64_t delay = scheduler_backoff(d->failure_count + 1, res->retry_after, rnd);
-    json_t *detail = json_pack("{s:s, s:i, s:I}", "error", res->error, "failure_count",
-                               d->failure_count + 1, "retry_in_seconds", (json_int_t)delay);
-    char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-    json_decref(detail);
-    struct store_event_in ev = {.type = "order.failed", .domain = d->name, .actor = "certd",
-                                .detail_json = text};
-    if (store_domain_record_failure(s->store, domain_id, res->error, now_s() + delay, &ev) < 0)
-        log_error("%s: cannot record the failure", d->name);
-    else
-        log_notice("%s: next attempt in %lld s", d->name, (long long)delay);
-    free(text);
-    store_domain_free(d);
+    const char *names[NAMES_MAX_FOR_HOOKS];
+    size_t n = 0;
+    names[n++] = d->name;
+    for (size_t i = 0; i < d->alt_count && n < NAMES_MAX_FOR_HOOKS; i++)
+        names[n++] = d->alt_names[i];
+    struct deploy_cert dc = {.domain = d->name, .names = names, .name_count = n,
+                             .serial = c->serial, .not_before = c->not_before,
+                             .not_after = c->not_after,
+                             .fingerprint_sha256 = c->fingerprint_sha256, .renewed = renewed};
+    deploy_run(cfg, s->store, &dc);
+    store_cert_free(c);
 }
 
-static void run_job(struct scheduler *s, const struct job *job)
+static void run_order(struct scheduler *s, const struct job *job)
 {
     struct store_domain *d = NULL;
     struct acme_order_result res = {.outcome = ORDER_FAILED};
@@ -215,22 +223,52 @@ static void run_job(struct scheduler *s, const struct job *job)
     const struct config *cfg = config_holder_get(s->config);
     struct acme_client *client = scheduler_acme_client(s, d->ca);
     if (!client) {
-        snprintf(res.error, sizeof(res.error), "CA '%s' is not in the configuration", d->ca);
-        res.retry_after = -1;
-        record_failure(s, job->domain_id, &res);
+        char err[256];
+        snprintf(err, sizeof(err), "CA '%s' is not in the configuration", d->ca);
+        renewal_record_failure(s->store, job->domain_id, err, -1);
         goto out;
     }
+    /* A new order waits when the CA's new-order budget is spent; a resumed one never does. */
+    if (!job->order_id && !renewal_pace(s->store, cfg, d, clock_now()))
+        goto out;
     struct acme_order_env env = {.store = s->store, .responders = s->responders, .config = cfg,
                                  .client = client, .sleep = scheduler_sleep, .sleep_ctx = s,
-                                 .actor = "certd"};
+                                 .actor = "certd", .plan = renewal_plan,
+                                 .plan_ctx = (void *)cfg};
     log_info("%s: %s order with CA %s", d->name, job->order_id ? "resuming the" : "starting an",
              d->ca);
     acme_order_run(&env, job->domain_id, job->order_id, &res);
     if (res.outcome == ORDER_FAILED)
-        record_failure(s, job->domain_id, &res);
+        renewal_record_failure(s->store, job->domain_id, res.error, res.retry_after);
+    else if (res.outcome == ORDER_ISSUED)
+        run_deploy_hooks(s, cfg, d, res.cert_id, res.renewed);
 out:
     config_holder_put(s->config, cfg);
     store_domain_free(d);
+}
+
+static void run_ari(struct scheduler *s, const struct job *job)
+{
+    struct store_cert *c = NULL;
+    struct store_domain *d = NULL;
+    if (store_cert_get(s->store, job->cert_id, &c) == 0 &&
+        store_domain_get_by_id(s->store, c->domain_id, &d) == 0) {
+        struct acme_client *client = scheduler_acme_client(s, d->ca);
+        if (client)
+            renewal_ari_check(s->store, client, job->cert_id);
+        else
+            store_cert_set_ari(s->store, job->cert_id, 0, 0, 0); /* CA gone from the config */
+    }
+    store_cert_free(c);
+    store_domain_free(d);
+}
+
+static void run_job(struct scheduler *s, const struct job *job)
+{
+    if (job->kind == JOB_ARI)
+        run_ari(s, job);
+    else
+        run_order(s, job);
 }
 
 static void *worker_main(void *arg)
@@ -250,7 +288,7 @@ static void *worker_main(void *arg)
         run_job(s, &job);
         pthread_mutex_lock(&s->lock);
         s->running--;
-        busy_remove(s, job.domain_id);
+        busy_remove(s, job_key(&job));
         pthread_cond_signal(&s->wake);
     }
     pthread_mutex_unlock(&s->lock);
@@ -276,20 +314,42 @@ static void *scheduler_main(void *arg)
             int rc = store_domains_due(s->store, now, want, &ids, &n);
             pthread_mutex_lock(&s->lock);
             for (size_t i = 0; rc == 0 && i < n && free_slots; i++) {
-                if (enqueue(s, ids[i], 0))
+                if (enqueue_order(s, ids[i], 0))
                     free_slots--;
             }
             starved = rc == 0 && n > 0 && free_slots == 0;
             free(ids);
+            /* Renewal-information checks share the workers, after the orders. */
+            if (free_slots) {
+                ids = NULL;
+                n = 0;
+                pthread_mutex_unlock(&s->lock);
+                rc = store_ari_due(s->store, now, free_slots + s->busy_count, &ids, &n);
+                pthread_mutex_lock(&s->lock);
+                for (size_t i = 0; rc == 0 && i < n && free_slots; i++) {
+                    if (enqueue(s, (struct job){.kind = JOB_ARI, .cert_id = ids[i]}))
+                        free_slots--;
+                }
+                starved |= rc == 0 && n > 0 && free_slots == 0;
+                free(ids);
+            }
         } else {
             starved = true;
         }
         if (s->stopping || s->poked)
             continue;
 
-        int64_t next = 0;
+        int64_t next = 0, next_ari = 0, next_expiring = 0;
         pthread_mutex_unlock(&s->lock);
+        renewal_warn_expiring(s->store, now);
         store_next_due(s->store, &next);
+        store_next_ari_due(s->store, &next_ari);
+        store_next_expiring(s->store, &next_expiring);
+        /* The earliest of the three plans, each read from its index. */
+        if (next_ari && (!next || next_ari < next))
+            next = next_ari;
+        if (next_expiring && (!next || next_expiring < next))
+            next = next_expiring;
         pthread_mutex_lock(&s->lock);
         if (s->stopping || s->poked)
             continue;
@@ -354,7 +414,7 @@ static void recover(struct scheduler *s)
 
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < n; i++) {
-        if (enqueue(s, orders[i]->domain_id, orders[i]->id))
+        if (enqueue_order(s, orders[i]->domain_id, orders[i]->id))
             log_info("resuming order %lld of domain %lld", (long long)orders[i]->id,
                      (long long)orders[i]->domain_id);
     }

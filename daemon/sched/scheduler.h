@@ -45,11 +45,4 @@ bool scheduler_sleep(void *s, unsigned ms);
 /* The responders the scheduler publishes challenges with. */
 struct responders *scheduler_responders(struct scheduler *s);
 
-/*
- * Backoff after the N-th consecutive failure (N >= 1), in seconds: 1 min, 10 min, 100 min, then
- * a day, each with up to 10% jitter added; never less than RETRY_AFTER (the CA's wish, -1 for
- * none).
- */
-int64_t scheduler_backoff(int failures, int64_t retry_after, uint32_t random);
-
 #endif

@@ -402,3 +402,9 @@ _pebble_chain_exit_trap
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# pebble_kill_ca: stops Pebble alone (challtestsrv keeps running), as a CA outage; bring it back
+# with pebble_restart_fresh (same ports, and a CA that has forgotten every account).
+pebble_kill_ca() {
+    _pebble_reap "$PEBBLE_PID"; PEBBLE_PID=
+}

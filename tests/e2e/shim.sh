@@ -44,7 +44,9 @@
 # window); POST to newOrder answers 409 urn:ietf:params:acme:error:alreadyReplaced or 400
 # urn:ietf:params:acme:error:invalidProfile (with a fresh Replay-Nonce from Pebble) or is
 # forwarded. Everything else goes to Pebble unchanged, with the client's Host header, so every
-# URL Pebble hands out points at the shim and JWS "url" checks pass.
+# URL Pebble hands out points at the shim and JWS "url" checks pass. The shim's own errors:
+# 400 for an unusable Host header, 413 for a body over 256 KiB (64 KiB on the control port),
+# 502 when Pebble does not answer. At most 64 connections per port; loopback peers only.
 
 ACME_SHIM_BIN=${ACME_SHIM_BIN:-}
 SHIM_PID=

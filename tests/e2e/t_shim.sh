@@ -9,7 +9,8 @@
 
 # No bad-nonce injection: the hand-made JWS requests below do not retry.
 pebble_start PEBBLE_WFE_NONCEREJECT=0
-shim_start
+shim_start '{"retry_after": 7}'
+check_eq "shim_start applies its JSON argument" 7 "$(shim_ctl GET /config | jq .retry_after)"
 SHIM="https://127.0.0.1:$SHIM_PORT"
 sc() { curl -sS --max-time 10 --cacert "$PEBBLE_CA_BUNDLE" "$@"; }
 
@@ -61,19 +62,22 @@ check_eq "renewal-info: Retry-After as configured" 60 "$RI_RETRY"
 start=$(date -d "$(jq -r .suggestedWindow.start <<<"$RI_BODY")" +%s)
 end=$(date -d "$(jq -r .suggestedWindow.end <<<"$RI_BODY")" +%s)
 check_eq "renewal-info: relative window is one hour long" 3600 "$((end - start))"
-check "renewal-info: relative window starts an hour from now" test "$((start - now - 3600))" -ge -5 -a "$((start - now - 3600))" -le 5
+off=$((start - now - 3600))
+check "renewal-info: relative window starts an hour from now" test "$off" -ge -5 -a "$off" -le 5
 check_match "renewal-info: RFC 3339 UTC times" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$' \
     "$(jq -r .suggestedWindow.end <<<"$RI_BODY")"
 check_eq "renewal-info: explanationURL" "$SHIM/ari-explanation" "$(jq -r .explanationURL <<<"$RI_BODY")"
-shim_ctl POST /config "{\"windows\": {\"$ID2\": {\"start\": \"2030-01-02T03:04:05Z\", \"end\": \"2030-01-03T00:00:00Z\", \"explanationURL\": \"https://ca.example/why\"}}, \"retry_after\": null}" >/dev/null
+shim_ctl POST /config "$(jq -nc --arg id "$ID2" '{windows: {($id): {start: "2030-01-02T03:04:05Z",
+    end: "2030-01-03T00:00:00Z", explanationURL: "https://ca.example/why"}}, retry_after: null}')" >/dev/null
 ri "$ID2"
 check_eq "renewal-info: per-certID absolute window" \
     "200 2030-01-02T03:04:05Z 2030-01-03T00:00:00Z https://ca.example/why" \
     "$RI_STATUS $(jq -r '"\(.suggestedWindow.start) \(.suggestedWindow.end) \(.explanationURL)"' <<<"$RI_BODY")"
 check_eq "renewal-info: no Retry-After once cleared" "" "$RI_RETRY"
 ri "$ID1"
-check_eq "renewal-info: other certIDs keep the default window" 3600 \
-    "$(( $(date -d "$(jq -r .suggestedWindow.end <<<"$RI_BODY")" +%s) - $(date -d "$(jq -r .suggestedWindow.start <<<"$RI_BODY")" +%s) ))"
+start=$(date -d "$(jq -r .suggestedWindow.start <<<"$RI_BODY")" +%s)
+end=$(date -d "$(jq -r .suggestedWindow.end <<<"$RI_BODY")" +%s)
+check_eq "renewal-info: other certIDs keep the default window" 3600 "$((end - start))"
 ri 'not-a-cert-id'
 check_eq "renewal-info: malformed certID is 400" "400 urn:ietf:params:acme:error:malformed" \
     "$RI_STATUS $(jq -r .type <<<"$RI_BODY")"
@@ -98,7 +102,9 @@ rc=0; shim_ctl POST /config '{"ari": true,' >/dev/null 2>&1 || rc=$?
 check "control: malformed JSON refused" test "$rc" -ne 0
 check_eq "control: a refused config changes nothing" "$before" "$(shim_ctl GET /config)"
 check_eq "control: unknown path is 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$SHIM_CTL_URL/nope")"
-shim_ctl POST /config '{"ari": true, "profiles": {"classic": "the default profile", "shortlived": "6-day certificates"}, "already_replaced": ["'"$ID1"'"]}' >/dev/null
+DEFAULT_PROFILES='{"classic": "the default profile", "shortlived": "6-day certificates"}'
+shim_ctl POST /config "{\"ari\": true, \"profiles\": $DEFAULT_PROFILES, \"already_replaced\": [\"$ID1\"]}" \
+    >/dev/null
 
 # --- signed requests (RFC 8555 §6.2), made here with openssl ---------------------------------
 b64u() { basenc --base64url -w0 | tr -d '='; }
@@ -179,7 +185,8 @@ head -c 300000 /dev/zero | tr '\0' a >"$T_DIR/big.body"
 check_eq "an oversized body is refused with 413" 413 \
     "$(sc -o /dev/null -w '%{http_code}' --data-binary @"$T_DIR/big.body" "$SHIM/order-plz")"
 check_eq "an oversized chunked body (no Content-Length) is refused with 413" 413 \
-    "$(sc -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' --data-binary @"$T_DIR/big.body" "$SHIM/order-plz")"
+    "$(sc -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+        --data-binary @"$T_DIR/big.body" "$SHIM/order-plz")"
 check_eq "the control port caps bodies too" 413 \
     "$(curl -sS -o /dev/null -w '%{http_code}' --data-binary @"$T_DIR/big.body" "$SHIM_CTL_URL/config")"
 check_eq "a request with an unusable Host header is refused" 400 \
@@ -197,7 +204,7 @@ check_eq "a non-loopback listen address is refused" 1 "$rc"
 check_match "  ... and says why" 'not a loopback address' "$(cat "$T_DIR/shim2.log")"
 
 # --- certd issuing through the shim ---------------------------------------------------------
-shim_ctl POST /config '{"profiles": {"classic": "the default profile", "shortlived": "6-day certificates"}, "already_replaced": []}' >/dev/null
+shim_ctl POST /config "{\"profiles\": $DEFAULT_PROFILES, \"already_replaced\": []}" >/dev/null
 write_config "$(certd_shim_config_text)"
 start_certd
 cc() { "$CERTCTL_BIN" "$@"; }

@@ -42,12 +42,12 @@
 #include <microhttpd.h>
 #include <nettle/base64.h>
 
-#define MAX_ACME_BODY (256 * 1024)  /* a JWS with a CSR for an RSA-4096 key is a few KiB */
+#define MAX_ACME_BODY (256 * 1024) /* a JWS with a CSR for an RSA-4096 key is a few KiB */
 #define MAX_CTL_BODY (64 * 1024)
 #define MAX_UPSTREAM_BODY (1024 * 1024)
 #define MAX_UPSTREAM_HEADERS 32
 #define MAX_HEADER_VALUE 4096
-#define MAX_SEEN 10000              /* entries per /seen list; later ones are only counted */
+#define MAX_SEEN 10000 /* entries per /seen list; later ones are only counted */
 #define MAX_WINDOWS 1000
 #define MAX_REPLACED 1000
 #define MAX_PROFILES 64
@@ -64,7 +64,7 @@
 #define EXIT_ADDR_IN_USE 2
 
 struct shim {
-    char upstream[512];     /* base URL without a trailing slash */
+    char upstream[512]; /* base URL without a trailing slash */
     const char *upstream_ca;
     char listen_authority[128]; /* Host for clients that sent none (HTTP/1.0) */
     char new_order_path[MAX_PATH_LEN];
@@ -628,8 +628,8 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status
 
     if (!text)
         return MHD_NO;
-    ret = respond(conn, status, ctype ? ctype : "application/json", text, strlen(text), NULL,
-                  false);
+    ret =
+        respond(conn, status, ctype ? ctype : "application/json", text, strlen(text), NULL, false);
     free(text);
     return ret;
 }
@@ -644,8 +644,8 @@ static enum MHD_Result respond_acme_problem(const struct shim *s, struct MHD_Con
 {
     struct upstream_resp nonce = {0};
     struct MHD_Response *resp = NULL;
-    json_t *doc = json_pack("{s:s, s:s, s:i}", "type", type, "detail", detail, "status",
-                            (int)status);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:i}", "type", type, "detail", detail, "status", (int)status);
     char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     char *url = upstream_url(s, NULL, s->new_nonce_path);
     char link[MAX_HOST + 64];
@@ -682,8 +682,8 @@ out:
 static enum MHD_Result respond_plain_problem(struct MHD_Connection *conn, unsigned status,
                                              const char *type, const char *detail)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:i}", "type", type, "detail", detail, "status",
-                            (int)status);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:i}", "type", type, "detail", detail, "status", (int)status);
     enum MHD_Result ret;
 
     if (!doc)
@@ -721,8 +721,8 @@ static enum MHD_Result forward(struct shim *s, struct MHD_Connection *conn, cons
             s, method, url, host,
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT),
-            r->body, r->len, &up) != 0) {
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT), r->body,
+            r->len, &up) != 0) {
         free(url);
         return respond_plain_problem(conn, 502, "urn:ietf:params:acme:error:serverInternal",
                                      "acme_shim: Pebble did not answer");
@@ -751,8 +751,8 @@ static enum MHD_Result handle_directory(struct shim *s, struct MHD_Connection *c
     if (upstream_request(
             s, "GET", url, host, NULL,
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT), NULL,
-            0, &up) != 0) {
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT), NULL, 0,
+            &up) != 0) {
         free(url);
         return respond_plain_problem(conn, 502, "urn:ietf:params:acme:error:serverInternal",
                                      "acme_shim: Pebble did not answer");
@@ -915,21 +915,24 @@ static enum MHD_Result handle_new_order(struct shim *s, struct MHD_Connection *c
     bool already = false, bad_profile = false;
     char detail[MAX_CERT_ID + 128];
 
-    entry = json_pack("{s:O?, s:O?, s:O?}", "replaces", replaces, "profile", profile,
-                      "identifiers", json_object_get(payload, "identifiers"));
+    /* Copies, so /seen never shares (non-atomically refcounted) values with this request. */
+    entry = json_pack("{s:o?, s:o?, s:o?}", "replaces", json_deep_copy(replaces), "profile",
+                      json_deep_copy(profile), "identifiers",
+                      json_deep_copy(json_object_get(payload, "identifiers")));
     pthread_mutex_lock(&s->lock);
     if (entry)
         record_locked(s, s->seen_orders, entry);
     if (json_is_string(replaces)) {
-        json_array_foreach(s->already_replaced, i, v) {
+        json_array_foreach(s->already_replaced, i, v)
+        {
             if (json_equal(v, replaces))
                 already = true;
         }
     }
     /* A CA advertising no profiles ignores the field, as Pebble itself does. */
     if (profile && s->profiles)
-        bad_profile = !json_is_string(profile) ||
-                      !json_object_get(s->profiles, json_string_value(profile));
+        bad_profile =
+            !json_is_string(profile) || !json_object_get(s->profiles, json_string_value(profile));
     pthread_mutex_unlock(&s->lock);
     json_decref(entry);
 
@@ -988,7 +991,8 @@ static bool window_valid(json_t *w, char *err, size_t errsz)
         snprintf(err, errsz, "a window must be an object");
         return false;
     }
-    json_object_foreach(w, key, v) {
+    json_object_foreach(w, key, v)
+    {
         bool ok;
         if (strcmp(key, "start") == 0 || strcmp(key, "end") == 0)
             ok = json_is_string(v) && json_string_length(v) < 31;
@@ -1022,7 +1026,8 @@ static bool config_valid(const struct shim *s, json_t *cfg, char *err, size_t er
         snprintf(err, errsz, "the config must be a JSON object");
         return false;
     }
-    json_object_foreach(cfg, key, v) {
+    json_object_foreach(cfg, key, v)
+    {
         if (strcmp(key, "ari") == 0) {
             if (!json_is_boolean(v))
                 goto bad;
@@ -1031,7 +1036,8 @@ static bool config_valid(const struct shim *s, json_t *cfg, char *err, size_t er
                 continue;
             if (!json_is_object(v) || json_object_size(v) > MAX_PROFILES)
                 goto bad;
-            json_object_foreach(v, id, w) {
+            json_object_foreach(v, id, w)
+            {
                 if (!json_is_string(w) || id[0] == '\0')
                     goto bad;
             }
@@ -1041,7 +1047,8 @@ static bool config_valid(const struct shim *s, json_t *cfg, char *err, size_t er
         } else if (strcmp(key, "windows") == 0) {
             if (!json_is_object(v))
                 goto bad;
-            json_object_foreach(v, id, w) {
+            json_object_foreach(v, id, w)
+            {
                 if (strlen(id) > MAX_CERT_ID || (!json_is_null(w) && !window_valid(w, err, errsz)))
                     goto bad;
                 if (!json_is_null(w) && !json_object_get(s->windows, id))
@@ -1055,7 +1062,8 @@ static bool config_valid(const struct shim *s, json_t *cfg, char *err, size_t er
         } else if (strcmp(key, "already_replaced") == 0) {
             if (!json_is_array(v) || json_array_size(v) > MAX_REPLACED)
                 goto bad;
-            json_array_foreach(v, i, w) {
+            json_array_foreach(v, i, w)
+            {
                 if (!json_is_string(w) || json_string_length(w) > MAX_CERT_ID)
                     goto bad;
             }
@@ -1085,7 +1093,8 @@ static void config_apply_locked(struct shim *s, json_t *cfg)
     const char *key, *id;
     json_t *v, *w;
 
-    json_object_foreach(cfg, key, v) {
+    json_object_foreach(cfg, key, v)
+    {
         if (strcmp(key, "ari") == 0) {
             s->ari = json_is_true(v);
         } else if (strcmp(key, "profiles") == 0) {
@@ -1094,7 +1103,8 @@ static void config_apply_locked(struct shim *s, json_t *cfg)
             set_or_clear(&s->default_window, v);
         } else if (strcmp(key, "windows") == 0) {
             /* Merged per certID; null removes one. */
-            json_object_foreach(v, id, w) {
+            json_object_foreach(v, id, w)
+            {
                 if (json_is_null(w))
                     json_object_del(s->windows, id);
                 else
@@ -1182,9 +1192,8 @@ struct server {
 };
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct server *srv = cls;
     size_t cap = srv->control ? MAX_CTL_BODY : MAX_ACME_BODY;
@@ -1317,14 +1326,30 @@ int main(int argc, char **argv)
     memset(&shim, 0, sizeof(shim));
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'l': listen_addr = optarg; break;
-        case 'c': control_addr = optarg; break;
-        case 'u': upstream = optarg; break;
-        case 'a': upstream_ca = optarg; break;
-        case 'C': cert_file = optarg; break;
-        case 'K': key_file = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'l':
+            listen_addr = optarg;
+            break;
+        case 'c':
+            control_addr = optarg;
+            break;
+        case 'u':
+            upstream = optarg;
+            break;
+        case 'a':
+            upstream_ca = optarg;
+            break;
+        case 'C':
+            cert_file = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
         }
     }
     if (optind != argc || !listen_addr || !control_addr || !upstream || !upstream_ca ||
@@ -1341,7 +1366,8 @@ int main(int argc, char **argv)
     n = strlen(upstream);
     while (n > 0 && upstream[n - 1] == '/')
         n--;
-    if (n == 0 || n >= sizeof(shim.upstream) || strlen(listen_addr) >= sizeof(shim.listen_authority)) {
+    if (n == 0 || n >= sizeof(shim.upstream) ||
+        strlen(listen_addr) >= sizeof(shim.listen_authority)) {
         logmsg("upstream URL or listen address too long");
         goto out;
     }
@@ -1381,16 +1407,14 @@ int main(int argc, char **argv)
             rc = EXIT_ADDR_IN_USE;
         goto out;
     }
-    acme_d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                  MHD_USE_TLS | MHD_USE_ERROR_LOG |
-                                  (fam_acme == AF_INET6 ? MHD_USE_IPv6 : 0),
-                              0, accept_loopback, NULL, on_request, &acme_srv,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                              MHD_OPTION_LISTEN_SOCKET, acme_fd, MHD_OPTION_HTTPS_MEM_CERT, cert,
-                              MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_LIMIT,
-                              CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                              CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                              NULL, MHD_OPTION_END);
+    acme_d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS |
+            MHD_USE_ERROR_LOG | (fam_acme == AF_INET6 ? MHD_USE_IPv6 : 0),
+        0, accept_loopback, NULL, on_request, &acme_srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, acme_fd, MHD_OPTION_HTTPS_MEM_CERT, cert,
+        MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_END);
     if (!acme_d) {
         logmsg("cannot start the HTTPS server");
         goto out;
@@ -1408,8 +1432,8 @@ int main(int argc, char **argv)
         goto out;
     }
     ctl_fd = -1;
-    logmsg("ready: https://%s -> %s (newOrder %s), control http://%s", listen_addr,
-           shim.upstream, shim.new_order_path, control_addr);
+    logmsg("ready: https://%s -> %s (newOrder %s), control http://%s", listen_addr, shim.upstream,
+           shim.new_order_path, control_addr);
 
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)
