@@ -14,6 +14,7 @@
 #include "core/log.h"
 
 #define ACME_HTTP_TIMEOUT_S 30
+#define ACME_HTTP_MAX_CONNECTIONS 64
 #define ACME_HTTP_CONNECT_TIMEOUT_S 10
 #define USER_AGENT "certd/" CERTD_VERSION " (ACME client; +libcurl)"
 
@@ -201,6 +202,9 @@ int acme_http_request(struct acme_http *h, const char *method, const char *url,
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_SHARE, h->share);
+    /* The shared cache keeps this many connections (libcurl's default is 5): one per worker,
+     * or every order opens a new TLS connection. */
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)ACME_HTTP_MAX_CONNECTIONS);
     curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");

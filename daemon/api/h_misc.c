@@ -6,6 +6,7 @@
 
 #include "common/jsonutil.h"
 #include "core/clock.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 
 #define EVENTS_DEFAULT_LIMIT 100
@@ -43,15 +44,23 @@ enum MHD_Result h_health(struct api_request *req, const char *param)
     if (store_stats(req->ctx->store, &stats) < 0 || !(expiring = expiring_json(req->ctx->store)))
         return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read the database");
     int64_t uptime = (int64_t)time(NULL) - req->ctx->started_at;
+    struct scheduler_stats ss = {0};
+    if (req->ctx->scheduler)
+        scheduler_stats(req->ctx->scheduler, &ss);
+    json_t *orders = json_pack("{s:i, s:i, s:i, s:i}", "running", (int)ss.orders_running,
+                               "running_peak", (int)ss.orders_running_peak, "max_concurrent",
+                               (int)ss.workers, "queued", (int)ss.queued);
     return api_respond_json(
         req, MHD_HTTP_OK,
-        json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "status", "ok", "version",
+        json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "status", "ok",
+                  "version",
                   CERTD_VERSION, "schema_version", store_schema_version(req->ctx->store),
                   "uptime_seconds", (json_int_t)(uptime > 0 ? uptime : 0), "domains",
                   (json_int_t)stats.domains, "domains_pending", (json_int_t)stats.domains_pending,
                   "domains_failed", (json_int_t)stats.domains_failed, "certificates_active",
                   (json_int_t)stats.certificates_active, "next_renewal_at",
-                  json_time_or_null(stats.next_renewal_at), "expiring", expiring));
+                  json_time_or_null(stats.next_renewal_at), "expiring", expiring, "orders",
+                  orders));
 }
 
 static json_t *event_json(const struct store_event *e)

@@ -65,6 +65,7 @@ struct scheduler {
     int64_t busy[MAX_QUEUE + MAX_WORKERS];
     size_t busy_count;
     unsigned running;
+    unsigned orders_running, orders_running_peak;
 
     pthread_t thread;
     pthread_t workers[MAX_WORKERS];
@@ -137,6 +138,16 @@ bool scheduler_sleep(void *ctx, unsigned ms)
     bool ok = !s->stopping;
     pthread_mutex_unlock(&s->lock);
     return ok;
+}
+
+void scheduler_stats(struct scheduler *s, struct scheduler_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    out->orders_running = s->orders_running;
+    out->orders_running_peak = s->orders_running_peak;
+    out->workers = s->worker_count;
+    out->queued = (unsigned)s->queued;
+    pthread_mutex_unlock(&s->lock);
 }
 
 struct responders *scheduler_responders(struct scheduler *s)
@@ -284,10 +295,14 @@ static void *worker_main(void *arg)
         memmove(s->queue, s->queue + 1, (s->queued - 1) * sizeof(s->queue[0]));
         s->queued--;
         s->running++;
+        if (job.kind == JOB_ORDER && ++s->orders_running > s->orders_running_peak)
+            s->orders_running_peak = s->orders_running;
         pthread_mutex_unlock(&s->lock);
         run_job(s, &job);
         pthread_mutex_lock(&s->lock);
         s->running--;
+        if (job.kind == JOB_ORDER)
+            s->orders_running--;
         busy_remove(s, job_key(&job));
         pthread_cond_signal(&s->wake);
     }

@@ -42,6 +42,16 @@ struct acme_client *scheduler_acme_client(struct scheduler *s, const char *ca);
 /* Sleeps MS milliseconds unless the scheduler is stopping (false then). */
 bool scheduler_sleep(void *s, unsigned ms);
 
+/* Orders running now, the most ever running at once since start, and the worker count (the
+ * bound: [acme] max_concurrent_orders as it was at start). */
+struct scheduler_stats {
+    unsigned orders_running;
+    unsigned orders_running_peak;
+    unsigned workers;
+    unsigned queued;
+};
+void scheduler_stats(struct scheduler *s, struct scheduler_stats *out);
+
 /* The responders the scheduler publishes challenges with. */
 struct responders *scheduler_responders(struct scheduler *s);
 
