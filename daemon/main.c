@@ -33,6 +33,7 @@
 
 #include <curl/curl.h>
 
+#include "core/clock.h"
 #include "acme/responders.h"
 #include "api/api.h"
 #include "core/confhold.h"
@@ -356,7 +357,7 @@ int main(int argc, char **argv)
         .config = d.config,
         .scheduler = d.scheduler,
         .responders = d.responders,
-        .started_at = (int64_t)time(NULL),
+        .started_at = clock_now(),
         .daemon_uid = geteuid(),
     };
     rc = api_server_start(d.listen_fd, &d.api_ctx, &d.api);

@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "acme/http.h"
 
 #include <ctype.h>
@@ -171,7 +172,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     } else if (header_is(line, len, "Retry-After")) {
         char *v = header_value(line, len, strlen("Retry-After:"));
         if (v)
-            r->retry_after = acme_parse_retry_after(v, (int64_t)time(NULL));
+            r->retry_after = acme_parse_retry_after(v, clock_now());
         free(v);
     } else if (header_is(line, len, "Link")) {
         char *v = header_value(line, len, strlen("Link:"));

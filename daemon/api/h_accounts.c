@@ -1,5 +1,6 @@
 /* /v1/accounts and /v1/certificates/{serial}/revoke: actions that talk to the CA from the API
  * thread (they are rare and short; orders run on the scheduler's workers). */
+#include "core/clock.h"
 #include "api/internal.h"
 
 #include <ctype.h>
@@ -221,7 +222,7 @@ enum MHD_Result h_certificate_revoke(struct api_request *req, const char *serial
     struct store_event_in ev = {.type = "certificate.revoked", .domain = d->name,
                                 .actor = req->caller.actor, .detail_json = detail};
     if (store_cert_set_revoked(req->ctx->store, cert->id, reason < 0 ? 0 : reason,
-                               (int64_t)time(NULL), &ev) < 0) {
+                               clock_now(), &ev) < 0) {
         rc = api_respond_problem(req, PROBLEM_INTERNAL,
                                  "the CA revoked %s but recording it failed", serial);
         goto out;
@@ -256,7 +257,7 @@ enum MHD_Result h_certificate_revoke(struct api_request *req, const char *serial
         struct store_event_in sev = {.type = "renewal.requested", .domain = d->name,
                                      .actor = req->caller.actor,
                                      .detail_json = "{\"why\":\"revoked\"}"};
-        if (store_domain_schedule(req->ctx->store, d->id, (int64_t)time(NULL), 0, &sev) == 0)
+        if (store_domain_schedule(req->ctx->store, d->id, clock_now(), 0, &sev) == 0)
             scheduler_poke(req->ctx->scheduler);
         else
             replace = false;

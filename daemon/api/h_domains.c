@@ -1,4 +1,5 @@
 /* /v1/domains and /v1/domains/{name}[/history]. */
+#include "core/clock.h"
 #include "api/internal.h"
 
 #include <errno.h>
@@ -619,7 +620,7 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
         struct store_event_in sev = {.type = "renewal.requested", .domain = d->name,
                                      .actor = req->caller.actor,
                                      .detail_json = "{\"why\":\"settings changed\"}"};
-        if (store_domain_schedule(req->ctx->store, stored->id, (int64_t)time(NULL), 0, &sev) == 0)
+        if (store_domain_schedule(req->ctx->store, stored->id, clock_now(), 0, &sev) == 0)
             scheduler_poke(req->ctx->scheduler);
     }
     rc = api_respond_json(req, MHD_HTTP_OK, domain_json(req->ctx->store, stored));

@@ -1,5 +1,6 @@
 /* Issuance-related endpoints: forcing an order, reading the certificate, its key and the latest
  * order, and http-01 tokens for fleet proxies that answer challenges in certd's place. */
+#include "core/clock.h"
 #include "api/internal.h"
 
 #include <errno.h>
@@ -82,7 +83,7 @@ enum MHD_Result h_domain_renew(struct api_request *req, const char *param)
         return rc;
     struct store_event_in ev = {.type = "renewal.requested", .domain = d->name,
                                 .actor = req->caller.actor};
-    if (store_domain_schedule(req->ctx->store, d->id, (int64_t)time(NULL), 0, &ev) < 0) {
+    if (store_domain_schedule(req->ctx->store, d->id, clock_now(), 0, &ev) < 0) {
         rc = api_respond_problem(req, PROBLEM_INTERNAL, "cannot schedule %s", d->name);
     } else {
         scheduler_poke(req->ctx->scheduler);

@@ -43,7 +43,7 @@ enum MHD_Result h_health(struct api_request *req, const char *param)
     json_t *expiring = NULL;
     if (store_stats(req->ctx->store, &stats) < 0 || !(expiring = expiring_json(req->ctx->store)))
         return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read the database");
-    int64_t uptime = (int64_t)time(NULL) - req->ctx->started_at;
+    int64_t uptime = clock_now() - req->ctx->started_at;
     struct scheduler_stats ss = {0};
     if (req->ctx->scheduler)
         scheduler_stats(req->ctx->scheduler, &ss);

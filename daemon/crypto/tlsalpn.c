@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "crypto/tlsalpn.h"
 
 #include <errno.h>
@@ -115,7 +116,7 @@ int tlsalpn_cert_create(const char *name, const uint8_t digest[32], char **cert_
     r = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
     if (r < 0)
         goto gnutls_fail;
-    now = time(NULL);
+    now = (time_t)clock_now();
     r = gnutls_x509_crt_set_activation_time(crt, now - VALID_BEFORE_NOW);
     if (r < 0)
         goto gnutls_fail;

@@ -76,11 +76,6 @@ struct scheduler {
     size_t ca_count;
 };
 
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
 static bool is_busy(struct scheduler *s, int64_t domain_id)
 {
     for (size_t i = 0; i < s->busy_count; i++) {
@@ -319,7 +314,7 @@ static void *scheduler_main(void *arg)
         size_t free_slots = s->worker_count > s->running + s->queued
                                 ? s->worker_count - s->running - s->queued
                                 : 0;
-        int64_t now = now_s();
+        int64_t now = clock_now();
         bool starved = false; /* due domains exist but are all busy or over capacity */
         if (free_slots) {
             int64_t *ids = NULL;
