@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/names.h"
 #include "core/confhold.h"
+#include "store/store.h"
 #include "core/config.h"
 
 #define MAX_GROUPS 256
@@ -92,4 +94,30 @@ int api_auth_identify(struct api_request *req, struct api_caller *caller)
     caller->gid = cred.gid;
     caller->role = decide_role(req->config, req->ctx, caller);
     return 0;
+}
+
+bool api_caller_sees(const struct api_caller *caller, const char *const *names, size_t count)
+{
+    if (!caller->scope_count)
+        return true;
+    for (size_t i = 0; i < caller->scope_count; i++) {
+        for (size_t j = 0; j < count; j++) {
+            if (strcmp(caller->scope[i], names[j]) == 0 ||
+                name_wildcard_matches(caller->scope[i], names[j]))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool api_caller_sees_domain(const struct api_caller *caller, const struct store_domain *d)
+{
+    if (!caller->scope_count)
+        return true;
+    const char *names[NAMES_MAX];
+    size_t n = 0;
+    names[n++] = d->name;
+    for (size_t i = 0; i < d->alt_count && n < NAMES_MAX; i++)
+        names[n++] = d->alt_names[i];
+    return api_caller_sees(caller, names, n);
 }

@@ -27,7 +27,23 @@ struct api_caller {
     gid_t gid;
     enum api_role role;
     char actor[64];      /* "uid:1000(alice)", recorded as the actor of events */
+    /* Names the caller may see: exact names or "*.suffix" (one label). NULL (count 0) means
+     * unscoped: every domain. Socket callers are unscoped; tokens may be scoped. Owned by the
+     * request. */
+    char **scope;
+    size_t scope_count;
 };
+
+struct store_domain;
+
+/*
+ * Whether CALLER may see a domain with NAMES (primary first): always when unscoped; otherwise
+ * when one of the names equals a scope entry or is covered by a "*.suffix" entry (one label,
+ * name_wildcard_matches). A domain outside the scope must answer 404, never 403, so names do
+ * not leak. (auth.c)
+ */
+bool api_caller_sees(const struct api_caller *caller, const char *const *names, size_t count);
+bool api_caller_sees_domain(const struct api_caller *caller, const struct store_domain *d);
 
 struct api_request {
     struct MHD_Connection *conn;

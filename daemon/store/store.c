@@ -104,7 +104,28 @@ int store_tx_begin(struct store *st)
 
 int store_tx_commit(struct store *st)
 {
-    return exec_simple(st, "COMMIT", "commit");
+    int ret = exec_simple(st, "COMMIT", "commit");
+    if (ret == 0)
+        store_events_committed(st);
+    else
+        st->pending_event_id = 0;
+    return ret;
+}
+
+void store_events_committed(struct store *st)
+{
+    int64_t id = st->pending_event_id;
+    st->pending_event_id = 0;
+    if (id && st->event_hook)
+        st->event_hook(st->event_hook_ctx, id);
+}
+
+void store_set_event_hook(struct store *st, store_event_hook hook, void *ctx)
+{
+    pthread_mutex_lock(&st->lock);
+    st->event_hook = hook;
+    st->event_hook_ctx = ctx;
+    pthread_mutex_unlock(&st->lock);
 }
 
 void store_tx_rollback(struct store *st)
@@ -113,6 +134,7 @@ void store_tx_rollback(struct store *st)
      * ROLLBACK would only log a spurious "no transaction is active". */
     if (!sqlite3_get_autocommit(st->db))
         (void)exec_simple(st, "ROLLBACK", "rollback");
+    st->pending_event_id = 0;
 }
 
 sqlite3 *store_sqlite_handle(struct store *st)

@@ -197,6 +197,14 @@ void store_cert_free(struct store_cert *c);
 
 /* ---- events ---- */
 
+/*
+ * Called after every commit that appended events, with the highest event id now committed.
+ * It runs on the committing thread with the store locked: it must not call the store, only
+ * wake whoever reads the events (the change feed, the delivery index). One hook; NULL removes.
+ */
+typedef void (*store_event_hook)(void *ctx, int64_t last_event_id);
+void store_set_event_hook(struct store *st, store_event_hook hook, void *ctx);
+
 /* -EINVAL when EV lacks type or actor or its detail_json is not a JSON object of at most 64 KiB;
  * the same check applies to the event of every mutation, which then fails as a whole. */
 int store_event_add(struct store *st, const struct store_event_in *ev, int64_t *id_out);

@@ -50,8 +50,16 @@ int store_event_insert(struct store *st, const struct store_event_in *ev, int64_
         (ret = store_bind_text(st, s, 5, ev->detail_json ? ev->detail_json : "{}")) < 0)
         goto out;
     ret = store_step_done(st, s, "insert event");
-    if (ret == 0 && id_out)
-        *id_out = sqlite3_last_insert_rowid(st->db);
+    if (ret == 0) {
+        int64_t id = sqlite3_last_insert_rowid(st->db);
+        if (id_out)
+            *id_out = id;
+        if (id > st->pending_event_id)
+            st->pending_event_id = id;
+        /* Outside a transaction the insert has committed already. */
+        if (sqlite3_get_autocommit(st->db))
+            store_events_committed(st);
+    }
 out:
     sqlite3_finalize(s);
     return ret;

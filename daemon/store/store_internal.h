@@ -19,7 +19,14 @@
 struct store {
     pthread_mutex_t lock;
     sqlite3 *db;
+    /* store_set_event_hook: called after a commit that added events. */
+    store_event_hook event_hook;
+    void *event_hook_ctx;
+    int64_t pending_event_id; /* highest event id inserted in the open transaction, 0 if none */
 };
+
+/* Fires the event hook for what the last commit added; the caller holds the lock. */
+void store_events_committed(struct store *st);
 
 /* The store's clock. A later clock module replaces this; until then every timestamp the store
  * writes comes from here, so tests and that change have one place to look. */
