@@ -1,11 +1,17 @@
 /* certctl status, history and events. */
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "certctl.h"
+#include "common/problem.h"
+#include "http.h"
 #include "output.h"
 
 /* Commands that take no options still go through args_next, so "--bogus" is a usage error. */
@@ -260,12 +266,159 @@ const struct command cmd_history = {
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-enum { EV_OPT_AFTER, EV_OPT_LIMIT };
+enum { EV_OPT_AFTER, EV_OPT_LIMIT, EV_OPT_FOLLOW };
 static const struct opt_spec events_opts[] = {
     [EV_OPT_AFTER] = {"--after", true},
     [EV_OPT_LIMIT] = {"--limit", true},
+    [EV_OPT_FOLLOW] = {"--follow", false},
     {NULL, false},
 };
+
+/* --follow: how long each request waits at the daemon for news (GET /v1/events?wait=), and how
+ * much longer certctl gives the answer before it counts the daemon as gone. */
+#define FOLLOW_WAIT_S 60
+#define FOLLOW_SLACK_S 30
+/* Reconnection backoff after the daemon went away: doubling from the first to the last. */
+#define FOLLOW_BACKOFF_FIRST_MS 250L
+#define FOLLOW_BACKOFF_MAX_MS 10000L
+
+/* One event as a line for a human; the text comes from certd and is sanitised. */
+static void print_event_line(const json_t *e)
+{
+    char id[64], tm[64], type[128], dom[512], actor[256], detail[4096], line[5200];
+    snprintf(line, sizeof(line), "%s  %s  %s  %s  %s  %s",
+             output_value(json_object_get(e, "id"), id, sizeof(id)),
+             output_time(json_object_get(e, "time"), TIME_SECONDS, tm, sizeof(tm)),
+             output_value(json_object_get(e, "type"), type, sizeof(type)),
+             output_value(json_object_get(e, "domain"), dom, sizeof(dom)),
+             output_value(json_object_get(e, "actor"), actor, sizeof(actor)),
+             output_value(json_object_get(e, "detail"), detail, sizeof(detail)));
+    output_sanitize(line);
+    printf("%s\n", line);
+}
+
+/* Prints the events of one answer (JSON Lines with --json) and flushes. SIGINT and SIGTERM are
+ * held meanwhile, so an interrupt never cuts a line in half. Returns false when stdout failed. */
+static bool follow_print(const struct certctl *ctx, const json_t *events)
+{
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        if (!ctx->json) {
+            print_event_line(e);
+            continue;
+        }
+        char *text = json_dumps(e, JSON_COMPACT);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+    }
+    bool ok = fflush(stdout) == 0 && !ferror(stdout);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return ok;
+}
+
+/* Everything printed has been flushed (follow_print holds the signals while it prints), so an
+ * interrupt simply ends the program, successfully: following ends only this way. */
+static void follow_on_signal(int sig)
+{
+    (void)sig;
+    _exit(CERTCTL_EXIT_OK);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/*
+ * certctl events --follow: long-polls GET /v1/events?after=LAST&wait=60 and prints events as they
+ * come, until SIGINT or SIGTERM (exit 0). When the daemon goes away (a restart) it reconnects
+ * with backoff; only a daemon never reached at all is exit 3. On 410 (events after LAST were
+ * pruned, or the log is not the one LAST came from) it warns and goes on from the log's current
+ * last id, given in the problem document.
+ */
+static int run_follow(struct certctl *ctx, long long after, long limit)
+{
+    struct sigaction sa = {.sa_handler = follow_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    http_client_set_timeout(ctx->http, (FOLLOW_WAIT_S + FOLLOW_SLACK_S) * 1000L);
+
+    bool answered = false;
+    long backoff_ms = 0;
+    for (;;) {
+        char path[160], err[1024];
+        int n = snprintf(path, sizeof(path), "/v1/events?after=%lld&wait=%d", after,
+                         FOLLOW_WAIT_S);
+        if (limit > 0)
+            snprintf(path + n, sizeof(path) - (size_t)n, "&limit=%ld", limit);
+
+        struct http_response r = {0};
+        int rc = http_request(ctx->http, "GET", path, NULL, &r, err, sizeof(err));
+        if (rc < 0) {
+            http_response_clear(&r);
+            if (!answered) {
+                errmsg("%s", err);
+                return rc == -ECONNREFUSED ? CERTCTL_EXIT_UNREACHABLE : CERTCTL_EXIT_FAILED;
+            }
+            if (rc != -ECONNREFUSED && rc != -EIO && rc != -ETIMEDOUT) {
+                errmsg("%s", err);
+                return CERTCTL_EXIT_FAILED;
+            }
+            if (backoff_ms == 0)
+                errmsg("warning: %s; reconnecting", err);
+            backoff_ms = backoff_ms ? backoff_ms * 2 : FOLLOW_BACKOFF_FIRST_MS;
+            if (backoff_ms > FOLLOW_BACKOFF_MAX_MS)
+                backoff_ms = FOLLOW_BACKOFF_MAX_MS;
+            sleep_ms(backoff_ms);
+            continue;
+        }
+        answered = true;
+        if (backoff_ms) {
+            errmsg("reconnected; following on after event %lld", after);
+            backoff_ms = 0;
+        }
+
+        char desc[1024];
+        const json_t *last = json_object_get(r.json, "last_id");
+        if (r.status == 410 && json_is_integer(last)) {
+            problem_describe(r.json, desc, sizeof(desc));
+            output_sanitize(desc);
+            errmsg("warning: events were missed: %s", desc);
+            after = json_integer_value(last);
+            http_response_clear(&r);
+            continue;
+        }
+        if (r.status < 200 || r.status > 299 || !json_is_integer(last)) {
+            if (json_is_object(r.json)) {
+                problem_describe(r.json, desc, sizeof(desc));
+                output_sanitize(desc);
+                errmsg("%s", desc);
+            } else {
+                errmsg("certd answered HTTP %ld without an event list", r.status);
+            }
+            http_response_clear(&r);
+            return CERTCTL_EXIT_FAILED;
+        }
+        after = json_integer_value(last);
+        bool ok = follow_print(ctx, json_object_get(r.json, "events"));
+        http_response_clear(&r);
+        if (!ok) {
+            errmsg("cannot write to standard output");
+            return CERTCTL_EXIT_FAILED;
+        }
+    }
+}
 
 static int run_events(struct certctl *ctx, struct cli_args *args)
 {
@@ -273,6 +426,7 @@ static int run_events(struct certctl *ctx, struct cli_args *args)
     const char *val;
     enum args_result r;
     long after = 0, limit = 0;
+    bool follow = false;
     json_t *doc = NULL;
     struct table *t = NULL;
     int ret;
@@ -286,7 +440,11 @@ static int run_events(struct certctl *ctx, struct cli_args *args)
             return usage_error(ctx, "--after needs an event id (0 or more), not '%s'", val);
         if (which == EV_OPT_LIMIT && !args_parse_long(val, 1, 1000, &limit))
             return usage_error(ctx, "--limit needs a number from 1 to 1000, not '%s'", val);
+        if (which == EV_OPT_FOLLOW)
+            follow = true;
     }
+    if (follow)
+        return run_follow(ctx, after, limit);
 
     char path[128];
     if (limit > 0)
@@ -340,16 +498,23 @@ out:
 const struct command cmd_events = {
     .name = "events",
     .summary = "Show the audit log, oldest first",
-    .usage = "Usage: certctl events [--after ID] [--limit N]\n"
+    .usage = "Usage: certctl events [--after ID] [--limit N] [--follow]\n"
              "\n"
              "Shows the audit log oldest first: who added, changed or removed what, keys\n"
              "generated, daemon starts and stops. Times are UTC; DETAIL is compact JSON.\n"
              "\n"
              "Options:\n"
-             "  --after ID   Only events with an id greater than ID (default 0). To follow the\n"
-             "               log, pass the last id shown (\"last_id\" in --json output).\n"
-             "  --limit N    At most N events, 1..1000 (default: the daemon's, 100)\n"
+             "  --after ID   Only events with an id greater than ID (default 0). To page\n"
+             "               through the log, pass the last id shown (\"last_id\" in --json\n"
+             "               output).\n"
+             "  --limit N    At most N events per request, 1..1000 (default: the daemon's, 100)\n"
+             "  --follow     Keep printing events as they happen, one line each (with --json,\n"
+             "               one JSON object per line), until interrupted (exit 0). Reconnects\n"
+             "               when the daemon restarts; exit 3 only if it was never reached.\n"
+             "               If events after the last one shown were pruned meanwhile\n"
+             "               ([daemon] events_retention), warns and goes on from the newest.\n"
              "\n"
-             "Calls GET /v1/events. With --json, prints its response.\n",
+             "Calls GET /v1/events (with --follow, GET /v1/events?after=ID&wait=60 in a loop).\n"
+             "With --json, prints its response.\n",
     .run = run_events,
 };

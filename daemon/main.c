@@ -36,6 +36,8 @@
 #include "core/clock.h"
 #include "acme/responders.h"
 #include "api/api.h"
+#include "api/events_bus.h"
+#include "api/index.h"
 #include "core/confhold.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -51,6 +53,8 @@ struct daemon_state {
     char *socket_path;
     int lock_fd;
     struct store *store;
+    struct events_bus *events;      /* the store's event hook, fanned out */
+    struct delivery_index *index;
     int listen_fd;
     struct responders *responders;
     struct scheduler *scheduler;
@@ -314,6 +318,15 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("database schema version %d", store_schema_version(d.store));
+    {
+        /* Before anything commits: readers of the log (delivery index, change feed) are woken
+         * through the bus from here on. */
+        int64_t last_event = 0;
+        if (store_event_last_id(d.store, &last_event) < 0 ||
+            events_bus_new(last_event, &d.events) < 0)
+            goto out;
+        store_set_event_hook(d.store, events_bus_hook, d.events);
+    }
 
     /* 4. socket */
     {
@@ -350,6 +363,10 @@ int main(int argc, char **argv)
         goto out_unlink;
 
     /* 6. serve */
+    if (index_new(&d.index) < 0 || index_start(d.index, d.store, d.events) < 0) {
+        log_error("cannot load the delivery index");
+        goto out_unlink;
+    }
     if (scheduler_start(d.store, d.config, d.responders, &d.scheduler) < 0)
         goto out_unlink;
     d.api_ctx = (struct api_context){
@@ -357,6 +374,8 @@ int main(int argc, char **argv)
         .config = d.config,
         .scheduler = d.scheduler,
         .responders = d.responders,
+        .events = d.events,
+        .index = d.index,
         .started_at = clock_now(),
         .daemon_uid = geteuid(),
     };
@@ -381,7 +400,10 @@ out:
     responders_stop(d.responders);
     if (d.listen_fd >= 0)
         close(d.listen_fd);
+    events_bus_stop(d.events);
+    index_free(d.index);
     store_close(d.store);
+    events_bus_free(d.events); /* after the store: its hook points here until it is closed */
     if (d.lock_fd >= 0)
         close(d.lock_fd);
     config_holder_free(d.config);

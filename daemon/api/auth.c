@@ -1,22 +1,59 @@
-/* The one place that decides who may call the API. The fleet work extends it with tokens and
- * the reader/deployer roles; every handler asks the role, never the credentials. */
+/* The one place that decides who may call the API: socket peers by uid/gid, HTTPS clients by
+ * token. Every handler asks the role and the scope, never the credentials. */
 #include "api/internal.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/token.h"
 #include "common/names.h"
-#include "core/confhold.h"
-#include "store/store.h"
+#include "core/clock.h"
 #include "core/config.h"
+#include "core/log.h"
+#include "store/store.h"
 
 #define MAX_GROUPS 256
+/* last_used_at is for operators ("is this token still in use?"): minute precision is plenty,
+ * and a write per request would put every fleet poll on the database's write lock. */
+#define TOKEN_TOUCH_INTERVAL_S 60
+/* Longest Authorization header worth looking at: "Basic " + base64 of a short user name and a
+ * token. Anything longer is not one of ours. */
+#define AUTH_HEADER_MAX 512
+
+const char *api_role_name(enum api_role role)
+{
+    switch (role) {
+    case ROLE_ADMIN:
+        return TOKEN_ROLE_ADMIN;
+    case ROLE_DEPLOYER:
+        return TOKEN_ROLE_DEPLOYER;
+    case ROLE_READER:
+        return TOKEN_ROLE_READER;
+    default:
+        return "none";
+    }
+}
+
+void api_caller_clear(struct api_caller *caller)
+{
+    if (!caller)
+        return;
+    for (size_t i = 0; i < caller->scope_count; i++)
+        free(caller->scope[i]);
+    free(caller->scope);
+    caller->scope = NULL;
+    caller->scope_count = 0;
+}
+
+/* ---- unix socket: SO_PEERCRED and [access] ---- */
 
 /* An [access] entry is a name or a numeric id. */
 static bool entry_is_id(const char *entry, unsigned long id)
@@ -46,6 +83,19 @@ static bool group_listed(const struct config_list *groups, gid_t gid)
     return list_has(groups, name, gid);
 }
 
+/* Whether USER (uid UID, primary group GID) is in USERS, or any of GROUPS[0..NGROUPS) in GROUP_LIST. */
+static bool role_listed(const struct config_list *users, const struct config_list *group_list,
+                        const char *user, uid_t uid, const gid_t *groups, int ngroups)
+{
+    if (list_has(users, user, uid))
+        return true;
+    for (int i = 0; group_list->count && i < ngroups; i++) {
+        if (group_listed(group_list, groups[i]))
+            return true;
+    }
+    return false;
+}
+
 static enum api_role decide_role(const struct config *cfg, const struct api_context *ctx,
                                  struct api_caller *c)
 {
@@ -58,28 +108,37 @@ static enum api_role decide_role(const struct config *cfg, const struct api_cont
 
     if (c->uid == 0 || c->uid == ctx->daemon_uid)
         return ROLE_ADMIN;
-    if (list_has(&cfg->access.admin_users, user, c->uid))
-        return ROLE_ADMIN;
-    if (cfg->access.admin_groups.count == 0)
-        return ROLE_NONE;
-    if (group_listed(&cfg->access.admin_groups, c->gid))
-        return ROLE_ADMIN;
-    /* Supplementary groups come from the group database, as for a login of that user:
-     * SO_PEERCRED only carries the primary gid. */
-    if (user) {
-        gid_t groups[MAX_GROUPS];
-        int n = MAX_GROUPS;
+
+    /* The primary gid from SO_PEERCRED, then the supplementary groups from the group database,
+     * as for a login of that user (SO_PEERCRED carries only the primary gid). Looked up only
+     * when some role is granted by group. */
+    const struct config_list *const group_lists[] = {
+        &cfg->access.admin_groups, &cfg->access.deployer_groups, &cfg->access.reader_groups};
+    bool by_group = false;
+    for (size_t i = 0; i < sizeof(group_lists) / sizeof(group_lists[0]); i++)
+        by_group = by_group || group_lists[i]->count > 0;
+    gid_t groups[MAX_GROUPS];
+    int n = 1;
+    groups[0] = c->gid;
+    if (by_group && user) {
+        n = MAX_GROUPS;
         if (getgrouplist(user, c->gid, groups, &n) < 0)
             n = MAX_GROUPS; /* truncated: check what fitted */
-        for (int i = 0; i < n; i++) {
-            if (group_listed(&cfg->access.admin_groups, groups[i]))
-                return ROLE_ADMIN;
-        }
     }
+
+    /* The highest role granted wins. */
+    if (role_listed(&cfg->access.admin_users, &cfg->access.admin_groups, user, c->uid, groups, n))
+        return ROLE_ADMIN;
+    if (role_listed(&cfg->access.deployer_users, &cfg->access.deployer_groups, user, c->uid,
+                    groups, n))
+        return ROLE_DEPLOYER;
+    if (role_listed(&cfg->access.reader_users, &cfg->access.reader_groups, user, c->uid, groups,
+                    n))
+        return ROLE_READER;
     return ROLE_NONE;
 }
 
-int api_auth_identify(struct api_request *req, struct api_caller *caller)
+static int identify_socket_peer(struct api_request *req, struct api_caller *caller)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -94,6 +153,255 @@ int api_auth_identify(struct api_request *req, struct api_caller *caller)
     caller->gid = cred.gid;
     caller->role = decide_role(req->config, req->ctx, caller);
     return 0;
+}
+
+/* ---- HTTPS: tokens ---- */
+
+static enum api_role role_from_name(const char *s)
+{
+    if (s && strcmp(s, TOKEN_ROLE_ADMIN) == 0)
+        return ROLE_ADMIN;
+    if (s && strcmp(s, TOKEN_ROLE_DEPLOYER) == 0)
+        return ROLE_DEPLOYER;
+    if (s && strcmp(s, TOKEN_ROLE_READER) == 0)
+        return ROLE_READER;
+    return ROLE_NONE;
+}
+
+/* Copies the token's scope (a JSON array of strings, checked by the store) into CALLER. An
+ * empty array would mean "unscoped" to api_caller_sees, so it is refused as corrupt. */
+static int scope_load(const char *scope_json, struct api_caller *caller)
+{
+    if (!scope_json)
+        return 0;
+    json_t *arr = json_loads(scope_json, 0, NULL);
+    size_t n = json_array_size(arr);
+    int ret = -EINVAL;
+    if (!json_is_array(arr) || n == 0 || n > NAMES_MAX * 10)
+        goto out;
+    ret = -ENOMEM;
+    caller->scope = calloc(n, sizeof(*caller->scope));
+    if (!caller->scope)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const char *entry = json_string_value(json_array_get(arr, i));
+        if (!entry) {
+            ret = -EINVAL;
+            goto out;
+        }
+        if (!(caller->scope[i] = strdup(entry)))
+            goto out;
+        caller->scope_count = i + 1;
+    }
+    ret = 0;
+out:
+    json_decref(arr);
+    if (ret < 0)
+        api_caller_clear(caller);
+    return ret;
+}
+
+/*
+ * The token the request carries, copied to OUT (wipe it after use): from "Authorization: Bearer
+ * TOKEN" or as the password of "Authorization: Basic" (any user name). Returns 0, -ENOENT when
+ * there are no credentials, -EINVAL when they are not of a form we take.
+ */
+static int request_token(struct api_request *req, char out[TOKEN_LEN + 1])
+{
+    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    out[0] = '\0';
+    if (!h)
+        return -ENOENT;
+    if (strnlen(h, AUTH_HEADER_MAX + 1) > AUTH_HEADER_MAX)
+        return -EINVAL;
+    /* RFC 6750 §2.1: the scheme is case-insensitive. */
+    if (strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *t = h + 7;
+        while (*t == ' ')
+            t++;
+        size_t n = strcspn(t, " ");
+        if (n != TOKEN_LEN || t[n] != '\0')
+            return -EINVAL;
+        memcpy(out, t, TOKEN_LEN);
+        out[TOKEN_LEN] = '\0';
+        return 0;
+    }
+    if (strncasecmp(h, "Basic ", 6) == 0) {
+        /* RFC 7617: base64 of "user:password"; libmicrohttpd decodes it. */
+        char *password = NULL;
+        char *user = MHD_basic_auth_get_username_password(req->conn, &password);
+        int ret = -EINVAL;
+        if (password && strlen(password) == TOKEN_LEN) {
+            memcpy(out, password, TOKEN_LEN + 1);
+            ret = 0;
+        }
+        if (password) {
+            gnutls_memset(password, 0, strlen(password));
+            MHD_free(password);
+        }
+        if (user)
+            MHD_free(user);
+        return ret;
+    }
+    return -EINVAL;
+}
+
+/* Whether the TLS session's client certificate verifies against [api.https] client_ca (the trust
+ * list libmicrohttpd loaded): RFC 5280 path validation including validity dates. */
+static bool client_cert_ok(struct api_request *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session)
+        return false;
+    gnutls_session_t session = (gnutls_session_t)ci->tls_session;
+    unsigned int status = 0;
+    if (gnutls_certificate_type_get(session) != GNUTLS_CRT_X509)
+        return false;
+    /* GNUTLS_E_NO_CERTIFICATE_FOUND when the client sent none. */
+    return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
+}
+
+/* Counts a failure of the client against its address and logs it (never the token). */
+static void auth_failed(struct api_request *req, const char *why)
+{
+    log_warning("authentication failed from %s (%s)", req->peer, why);
+    if (auth_limiter_fail(req->remote->limiter, req->peer, clock_monotonic_ms()))
+        log_warning("too many failed authentications from %s: refusing it for a while (429)",
+                    req->peer);
+}
+
+static int identify_token(struct api_request *req, struct api_caller *caller)
+{
+    char text[TOKEN_LEN + 1], id[TOKEN_ID_LEN + 1], secret[TOKEN_SECRET_LEN + 1];
+    char why[96];
+    struct store_token *t = NULL;
+    int ret = -EACCES;
+
+    caller->pid = 0;
+    caller->uid = (uid_t)-1;
+    caller->gid = (gid_t)-1;
+    caller->role = ROLE_NONE;
+    snprintf(caller->actor, sizeof(caller->actor), "remote:%s", req->peer);
+    secret[0] = '\0';
+
+    if (!auth_limiter_allowed(req->remote->limiter, req->peer, clock_monotonic_ms(), NULL)) {
+        log_debug("refusing %s: too many failed authentications", req->peer);
+        ret = -EAGAIN;
+        goto out;
+    }
+    if (req->remote->verify_client_cert && !client_cert_ok(req)) {
+        auth_failed(req, "no client certificate signed by client_ca");
+        ret = -EPERM;
+        goto out;
+    }
+    int e = request_token(req, text);
+    if (e == -ENOENT) {
+        auth_failed(req, "no credentials");
+        goto out;
+    }
+    if (e < 0 || token_parse(text, id, secret) < 0) {
+        auth_failed(req, "malformed credentials");
+        goto out;
+    }
+    e = store_token_get(req->ctx->store, id, &t);
+    if (e == -ENOENT) {
+        snprintf(why, sizeof(why), "unknown token id %s", id);
+        auth_failed(req, why);
+        goto out;
+    }
+    if (e < 0) {
+        log_error("cannot read token %s: %s", id, strerror(-e));
+        ret = -EIO;
+        goto out;
+    }
+    int64_t now = clock_now();
+    const char *bad = NULL;
+    /* The secret is checked first, so the log never confirms that a guessed id is revoked. */
+    if (!token_secret_matches(secret, t->salt, t->hash))
+        bad = "wrong secret";
+    else if (t->revoked_at)
+        bad = "revoked";
+    else if (t->expires_at && t->expires_at <= now)
+        bad = "expired";
+    else if (role_from_name(t->role) == ROLE_NONE)
+        bad = "unknown role";
+    if (bad) {
+        snprintf(why, sizeof(why), "token id %s: %s", id, bad);
+        auth_failed(req, why);
+        goto out;
+    }
+    if ((e = scope_load(t->scope_json, caller)) < 0) {
+        log_error("token %s has an unreadable scope; refusing it", id);
+        ret = e == -ENOMEM ? -ENOMEM : -EACCES;
+        goto out;
+    }
+    caller->role = role_from_name(t->role);
+    snprintf(caller->actor, sizeof(caller->actor), "token:%s(%.32s)", t->id, t->name);
+    if (now - t->last_used_at >= TOKEN_TOUCH_INTERVAL_S)
+        store_token_touch(req->ctx->store, t->id, now);
+    ret = 0;
+out:
+    gnutls_memset(text, 0, sizeof(text));
+    gnutls_memset(secret, 0, sizeof(secret));
+    store_token_free(t);
+    return ret;
+}
+
+int api_auth_identify(struct api_request *req, struct api_caller *caller)
+{
+    return req->remote ? identify_token(req, caller) : identify_socket_peer(req, caller);
+}
+
+enum MHD_Result api_auth_refuse(struct api_request *req, int err)
+{
+    enum problem_kind kind;
+    const char *detail;
+    const char *hname = NULL;
+    char hvalue[64] = "";
+    unsigned retry = 0;
+
+    switch (err) {
+    case -EAGAIN:
+        kind = PROBLEM_TOO_MANY_REQUESTS;
+        detail = "too many failed authentications from this address; try again later";
+        if (auth_limiter_allowed(req->remote->limiter, req->peer, clock_monotonic_ms(), &retry))
+            retry = 1;
+        hname = MHD_HTTP_HEADER_RETRY_AFTER;
+        snprintf(hvalue, sizeof(hvalue), "%u", retry);
+        break;
+    case -EPERM:
+        kind = PROBLEM_FORBIDDEN;
+        detail = "a client certificate signed by the listener's client_ca is required";
+        break;
+    default:
+        kind = PROBLEM_UNAUTHORIZED;
+        detail = "a valid token is required (Authorization: Bearer TOKEN, or TOKEN as the Basic "
+                 "password)";
+        /* RFC 6750 §3 */
+        hname = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        snprintf(hvalue, sizeof(hvalue), "Bearer realm=\"certd\"");
+        break;
+    }
+    json_t *p = problem_new(kind, "%s", detail);
+    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (hname)
+        MHD_add_response_header(resp, hname, hvalue);
+    enum MHD_Result rc = MHD_queue_response(req->conn, problem_status(kind), resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 bool api_caller_sees(const struct api_caller *caller, const char *const *names, size_t count)

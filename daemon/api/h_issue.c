@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "acme/responders.h"
+#include "api/index.h"
 #include "common/jsonutil.h"
 #include "common/names.h"
 #include "crypto/certinfo.h"
@@ -110,7 +111,10 @@ enum MHD_Result h_domain_certificate(struct api_request *req, const char *param)
         goto out;
     }
     if (!wants_json(req)) {
-        rc = respond_text(req, MHD_HTTP_OK, c->chain_pem, "application/pem-certificate-chain");
+        /* The same tag as the delivery index gives this certificate (api/index.h). */
+        char etag[INDEX_ETAG_SIZE];
+        index_etag_format(etag, c->fingerprint_sha256, c->key_id);
+        rc = api_respond_tagged(req, c->chain_pem, "application/pem-certificate-chain", etag);
         goto out;
     }
     if (cert_chain_split(c->chain_pem, &leaf, &rest) < 0) {
@@ -159,7 +163,9 @@ enum MHD_Result h_domain_key(struct api_request *req, const char *param)
                                      "%s has no private key", d->name);
         goto out;
     }
-    rc = respond_text(req, MHD_HTTP_OK, k->pem, "application/x-pem-file");
+    char etag[INDEX_ETAG_SIZE];
+    index_etag_format(etag, k->public_key_sha256, k->id);
+    rc = api_respond_tagged(req, k->pem, "application/x-pem-file", etag);
 out:
     store_key_free(k);
     store_cert_free(c);

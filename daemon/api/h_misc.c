@@ -1,4 +1,4 @@
-/* /v1/health and /v1/events. */
+/* /v1/health. (/v1/events is in h_events.c.) */
 #include "api/internal.h"
 
 #include <string.h>
@@ -8,9 +8,6 @@
 #include "core/clock.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
-
-#define EVENTS_DEFAULT_LIMIT 100
-#define EVENTS_MAX_LIMIT 1000
 
 /* The active certificates of managed domains that are close to expiry (sched/planner.h's
  * rule, applied when each was stored), soonest first: what an operator must look at. */
@@ -61,36 +58,4 @@ enum MHD_Result h_health(struct api_request *req, const char *param)
                   (json_int_t)stats.certificates_active, "next_renewal_at",
                   json_time_or_null(stats.next_renewal_at), "expiring", expiring, "orders",
                   orders));
-}
-
-static json_t *event_json(const struct store_event *e)
-{
-    json_t *detail = json_loads(e->detail_json, 0, NULL);
-    return json_pack("{s:I, s:o, s:s, s:s?, s:s, s:o}", "id", (json_int_t)e->id, "time",
-                     json_time_or_null(e->created_at), "type", e->type, "domain", e->domain,
-                     "actor", e->actor, "detail", detail ? detail : json_object());
-}
-
-enum MHD_Result h_events_list(struct api_request *req, const char *param)
-{
-    static const char *const allowed[] = {"after", "limit", NULL};
-    enum MHD_Result rc = MHD_NO;
-    long long after, limit;
-    if (!api_query_check(req, allowed, &rc) ||
-        !api_query_int(req, "after", 0, INT64_MAX, 0, &after, &rc) ||
-        !api_query_int(req, "limit", 1, EVENTS_MAX_LIMIT, EVENTS_DEFAULT_LIMIT, &limit, &rc))
-        return rc;
-
-    struct store_event **list = NULL;
-    size_t count = 0;
-    if (store_event_list(req->ctx->store, after, (size_t)limit, &list, &count) < 0)
-        return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read events");
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < count; i++)
-        json_array_append_new(arr, event_json(list[i]));
-    int64_t last = count ? list[count - 1]->id : after;
-    store_event_list_free(list, count);
-    return api_respond_json(req, MHD_HTTP_OK,
-                            json_pack("{s:o, s:I}", "events", arr ? arr : json_array(), "last_id",
-                                      (json_int_t)last));
 }

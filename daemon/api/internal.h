@@ -15,8 +15,8 @@
 
 enum api_role {
     ROLE_NONE = 0,
-    ROLE_READER,    /* later: certificates and state, never keys */
-    ROLE_DEPLOYER,  /* later: certificates and keys within a scope */
+    ROLE_READER,    /* certificates and state, never keys */
+    ROLE_DEPLOYER,  /* certificates and keys within a scope */
     ROLE_ADMIN,
 };
 
@@ -45,8 +45,28 @@ struct store_domain;
 bool api_caller_sees(const struct api_caller *caller, const char *const *names, size_t count);
 bool api_caller_sees_domain(const struct api_caller *caller, const struct store_domain *d);
 
+struct auth_limiter;
+
+/* What the HTTPS listener adds to its requests (server.c); NULL on the unix socket. */
+struct api_remote {
+    struct auth_limiter *limiter;   /* failed authentications per client address */
+    bool verify_client_cert;        /* [api.https] client_ca: a verified certificate required */
+};
+
+/* A bound HTTPS socket and the PEM material read for it (https.c); api_server_start_https takes
+ * the buffers over and wipes the key when the server stops. */
+struct api_tls_listener {
+    int fd;
+    char listen[64];   /* as configured, for messages */
+    char *cert_pem;
+    char *key_pem;     /* secret */
+    char *trust_pem;   /* client_ca, NULL when none */
+};
+
 struct api_request {
     struct MHD_Connection *conn;
+    const struct api_remote *remote;  /* NULL on the unix socket */
+    char peer[64];                    /* client address on the HTTPS listener, for logs */
     struct api_context *ctx;
     const struct config *config;   /* reference held for the request's life */
     struct api_caller caller;
@@ -55,13 +75,33 @@ struct api_request {
     char *body;                    /* NUL-terminated, NULL when none */
     size_t body_len;
     bool body_too_large;
+    struct api_feed *feed;           /* the server's change feed (h_events.c) */
+    struct api_feed_wait *feed_wait; /* a long-poll's state across suspend/resume, or NULL */
 };
 
 /* ---- auth.c ---- */
 
-/* Fills CALLER from the connection's SO_PEERCRED and decides its role. -errno when the peer
- * cannot be identified (the request is then refused). */
+/*
+ * The one decision of who is calling and with which role and scope. On the unix socket: the
+ * peer's uid/gid (SO_PEERCRED) mapped through [access] (root and the daemon's uid are admins),
+ * unscoped; an Authorization header is ignored there. On the HTTPS listener: a token, as
+ * "Authorization: Bearer TOKEN" or as the password of Basic authentication (what a client that
+ * can only put credentials in its URL sends), whose row gives role and scope; with
+ * [api.https] client_ca a verified client certificate as well.
+ * Returns 0 with CALLER filled (role ROLE_NONE: a socket peer without a role, answered 403),
+ * -EACCES when the HTTPS request carries no valid credentials (answer 401), -EPERM when the
+ * required client certificate is missing or not trusted (403), -EAGAIN when the client address
+ * failed too often lately (429), or another -errno when the peer cannot be identified at all
+ * (drop the connection). Failures are logged with the client address and at most the token's
+ * public id, never the token.
+ */
 int api_auth_identify(struct api_request *req, struct api_caller *caller);
+/* Queues the answer to a refusal ERR of api_auth_identify (-EACCES, -EPERM or -EAGAIN). */
+enum MHD_Result api_auth_refuse(struct api_request *req, int err);
+/* Frees what api_auth_identify allocated in CALLER (its scope). */
+void api_caller_clear(struct api_caller *caller);
+/* "admin", "deployer", "reader" (as tokens name them), "none". */
+const char *api_role_name(enum api_role role);
 
 /* ---- respond.c: each queues a response and returns what the access handler must return ---- */
 
@@ -115,6 +155,37 @@ enum MHD_Result h_account_register(struct api_request *req, const char *param);
 enum MHD_Result h_account_rollover(struct api_request *req, const char *param);
 enum MHD_Result h_account_deactivate(struct api_request *req, const char *param);
 enum MHD_Result h_certificate_revoke(struct api_request *req, const char *param);
+enum MHD_Result h_tokens_list(struct api_request *req, const char *param);
+enum MHD_Result h_tokens_create(struct api_request *req, const char *param);
+enum MHD_Result h_token_revoke(struct api_request *req, const char *param);
+
+/* ---- h_deliver.c: fleet delivery from the index (api/index.h) ---- */
+
+enum MHD_Result h_domain_bundle(struct api_request *req, const char *param);
+enum MHD_Result h_sni(struct api_request *req, const char *param);
+/* True when an If-None-Match field of the request names ETAG (weak comparison) or is "*". */
+bool api_if_none_match(struct api_request *req, const char *etag);
+/* 304 with ETAG when api_if_none_match, else 200 with a copy of TEXT, CTYPE and ETAG. */
+enum MHD_Result api_respond_tagged(struct api_request *req, const char *text, const char *ctype,
+                                   const char *etag);
+
+/* ---- h_events.c: the change feed behind GET /v1/events?wait= (long-polling) ---- */
+
+struct api_feed;
+struct api_feed_wait;
+
+/* Starts the feed of a server: subscribes to CTX->events (without a bus, long-polls answer at
+ * once) and starts the one thread that ends waits and prunes old events ([daemon]
+ * events_retention) at start and hourly. 0 or a negative errno. */
+int api_feed_start(struct api_context *ctx, struct api_feed **out);
+/* Resumes every waiting request (each then answers with what there is) and refuses new waits.
+ * Call before MHD_stop_daemon, which must not find suspended connections. NULL-safe. */
+void api_feed_shutdown(struct api_feed *feed);
+/* Shuts down if not done yet, joins the thread, unsubscribes and frees. After MHD_stop_daemon.
+ * NULL-safe. */
+void api_feed_free(struct api_feed *feed);
+/* Frees a request's long-poll state (request_free). NULL-safe. */
+void api_feed_wait_free(struct api_feed_wait *w);
 
 /* ---- router.c ---- */
 

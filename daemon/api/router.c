@@ -13,26 +13,34 @@ struct route {
     enum api_role min_role;
 };
 
+/* Roles (auth.c decides them): readers get state and certificates, deployers keys too (and the
+ * delivery endpoints), admins everything else: every change, accounts, tokens, revocation. The
+ * scope of a scoped caller is enforced by the handlers, which answer 404 outside it. */
 static const struct route routes[] = {
-    {"GET", "/v1/health", h_health, ROLE_ADMIN},
-    {"GET", "/v1/domains", h_domains_list, ROLE_ADMIN},
+    {"GET", "/v1/health", h_health, ROLE_READER},
+    {"GET", "/v1/domains", h_domains_list, ROLE_READER},
     {"POST", "/v1/domains", h_domains_create, ROLE_ADMIN},
-    {"GET", "/v1/domains/{}", h_domain_get, ROLE_ADMIN},
+    {"GET", "/v1/domains/{}", h_domain_get, ROLE_READER},
     {"PATCH", "/v1/domains/{}", h_domain_patch, ROLE_ADMIN},
     {"DELETE", "/v1/domains/{}", h_domain_delete, ROLE_ADMIN},
-    {"GET", "/v1/domains/{}/history", h_domain_history, ROLE_ADMIN},
+    {"GET", "/v1/domains/{}/history", h_domain_history, ROLE_READER},
     {"POST", "/v1/domains/{}/renew", h_domain_renew, ROLE_ADMIN},
-    {"GET", "/v1/domains/{}/certificate", h_domain_certificate, ROLE_ADMIN},
-    {"GET", "/v1/domains/{}/key", h_domain_key, ROLE_ADMIN},
-    {"GET", "/v1/domains/{}/order", h_domain_order, ROLE_ADMIN},
-    {"GET", "/v1/challenges/http-01/{}", h_challenge_http01, ROLE_ADMIN},
+    {"GET", "/v1/domains/{}/certificate", h_domain_certificate, ROLE_READER},
+    {"GET", "/v1/domains/{}/key", h_domain_key, ROLE_DEPLOYER},
+    {"GET", "/v1/domains/{}/order", h_domain_order, ROLE_READER},
+    {"GET", "/v1/domains/{}/bundle", h_domain_bundle, ROLE_DEPLOYER},
+    {"GET", "/v1/sni", h_sni, ROLE_DEPLOYER},
+    {"GET", "/v1/challenges/http-01/{}", h_challenge_http01, ROLE_READER},
     {"POST", "/v1/certificates/{}/revoke", h_certificate_revoke, ROLE_ADMIN},
     {"GET", "/v1/accounts", h_accounts_list, ROLE_ADMIN},
     {"GET", "/v1/accounts/{}", h_account_get, ROLE_ADMIN},
     {"POST", "/v1/accounts/{}", h_account_register, ROLE_ADMIN},
     {"POST", "/v1/accounts/{}/rollover", h_account_rollover, ROLE_ADMIN},
     {"POST", "/v1/accounts/{}/deactivate", h_account_deactivate, ROLE_ADMIN},
-    {"GET", "/v1/events", h_events_list, ROLE_ADMIN},
+    {"GET", "/v1/events", h_events_list, ROLE_READER},
+    {"GET", "/v1/tokens", h_tokens_list, ROLE_ADMIN},
+    {"POST", "/v1/tokens", h_tokens_create, ROLE_ADMIN},
+    {"DELETE", "/v1/tokens/{}", h_token_revoke, ROLE_ADMIN},
 };
 
 /* Matches PATH against PATTERN; on success the "{}" segment (at most one) is copied to PARAM. */

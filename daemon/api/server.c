@@ -2,7 +2,9 @@
  * callback, bounded body accumulation, then one call into the router. */
 #include "api/internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "api/token.h"
 #include "core/confhold.h"
 #include "core/log.h"
 
@@ -18,10 +21,21 @@
 #define API_THREADS 4
 #define API_CONNECTION_TIMEOUT_S 30
 #define API_CONNECTION_LIMIT 1024
+/* Connections one address may hold on the HTTPS listener: a fleet member needs a few, and one
+ * client must not take the whole connection limit. */
+#define API_HTTPS_PER_IP_LIMIT 32
+/* TLS 1.2 and 1.3 only (GnuTLS priority syntax): the floor the fleet issue sets. */
+#define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct api_server {
     struct MHD_Daemon *mhd;
     struct api_context *ctx;
+    struct api_feed *feed;      /* long-polls of GET /v1/events (h_events.c) */
+    /* The HTTPS listener only: what its requests point at, and the PEM buffers handed to
+     * libmicrohttpd (kept for the daemon's life; the key is wiped at stop). */
+    bool is_remote;
+    struct api_remote remote;
+    struct api_tls_listener *tls;
 };
 
 static void request_free(struct api_request *req)
@@ -30,6 +44,8 @@ static void request_free(struct api_request *req)
         return;
     if (req->config)
         config_holder_put(req->ctx->config, req->config);
+    api_feed_wait_free(req->feed_wait);
+    api_caller_clear(&req->caller);
     free(req->body);
     free(req);
 }
@@ -80,6 +96,23 @@ static bool body_append(struct api_request *req, const char *data, size_t len)
     return true;
 }
 
+/* The client's numeric address ("?" when unknown), for logs and the failure limiter. */
+static void peer_address(struct MHD_Connection *conn, char *out, size_t outsz)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, outsz, "?");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)outsz);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)outsz);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -95,11 +128,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         req->conn = conn;
         req->ctx = srv->ctx;
+        req->feed = srv->feed;
         req->config = config_holder_get(srv->ctx->config);
         req->method = method;
         req->path = url;
         *con_cls = req;
+        if (srv->is_remote) {
+            req->remote = &srv->remote;
+            peer_address(conn, req->peer, sizeof(req->peer));
+        }
         int err = api_auth_identify(req, &req->caller);
+        if (err == -EACCES || err == -EPERM || err == -EAGAIN)
+            return api_auth_refuse(req, err);
         if (err < 0) {
             log_warning("cannot identify API peer: %s", strerror(-err));
             return MHD_NO;
@@ -137,29 +177,85 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_notice("http: %s", msg);
 }
 
-int api_server_start(int listen_fd, struct api_context *ctx, struct api_server **out)
+/* Serves LISTEN_FD (owned from here); over TLS with TLS's material when TLS is not NULL, its
+ * requests then pointing at REMOTE (copied; its limiter is the server's on success). */
+static int server_start(int listen_fd, struct api_context *ctx, const struct api_tls_listener *tls,
+                        const struct api_remote *remote, struct api_server **out)
 {
+    /* With a trust list libmicrohttpd asks every client for a certificate (without requiring
+     * one in the handshake); api_auth_identify then insists on a verified one. */
+    const struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, tls ? tls->cert_pem : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? tls->key_pem : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)API_TLS_PRIORITIES},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, API_HTTPS_PER_IP_LIMIT, NULL},
+        {tls && tls->trust_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+         tls ? tls->trust_pem : NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    static const struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
     struct api_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
         close(listen_fd);
         return -ENOMEM;
     }
     srv->ctx = ctx;
+    if (tls) {
+        srv->is_remote = true;
+        srv->remote = *remote;
+    }
+    int rc = api_feed_start(ctx, &srv->feed);
+    if (rc < 0) {
+        log_error("cannot start the events feed: %s", strerror(-rc));
+        close(listen_fd);
+        free(srv);
+        return rc;
+    }
     srv->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+            MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
         0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)API_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)API_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_END);
     if (!srv->mhd) {
-        log_error("cannot start the HTTP server on the API socket");
+        log_error("cannot start the HTTP%s server on %s", tls ? "S" : "",
+                  tls ? tls->listen : "the API socket");
+        api_feed_free(srv->feed);
         close(listen_fd);
         free(srv);
         return -EIO;
     }
+    *out = srv;
+    return 0;
+}
+
+int api_server_start(int listen_fd, struct api_context *ctx, struct api_server **out)
+{
+    return server_start(listen_fd, ctx, NULL, NULL, out);
+}
+
+int api_server_start_https(struct api_tls_listener *l, struct api_context *ctx,
+                           struct api_server **out)
+{
+    struct api_remote remote = {.limiter = auth_limiter_new(),
+                                .verify_client_cert = l->trust_pem != NULL};
+    struct api_server *srv = NULL;
+    int fd = l->fd;
+    l->fd = -1; /* server_start owns it from here */
+    int rc = remote.limiter ? server_start(fd, ctx, l, &remote, &srv) : -ENOMEM;
+    if (rc < 0) {
+        if (!remote.limiter)
+            close(fd);
+        auth_limiter_free(remote.limiter);
+        api_tls_listener_free(l);
+        return rc;
+    }
+    srv->tls = l;
+    log_notice("HTTPS API on %s (TLS 1.2 and up%s)", l->listen,
+               l->trust_pem ? ", client certificates required" : "");
     *out = srv;
     return 0;
 }
@@ -172,7 +268,13 @@ void api_server_stop(struct api_server *srv)
     int fd = MHD_quiesce_daemon(srv->mhd);
     if (fd >= 0)
         close(fd);
+    /* Long-polls are suspended connections, which MHD_stop_daemon must not find: they answer
+     * now with what there is. */
+    api_feed_shutdown(srv->feed);
     MHD_stop_daemon(srv->mhd);
+    api_feed_free(srv->feed);
+    api_tls_listener_free(srv->tls);
+    auth_limiter_free(srv->remote.limiter);
     free(srv);
 }
 

@@ -41,6 +41,7 @@ enum section_kind {
     SEC_TLSALPN01,
     SEC_RENEWAL,
     SEC_DOMAIN,
+    SEC_API_HTTPS,
     SEC_COUNT
 };
 
@@ -52,7 +53,7 @@ static const struct {
     {"daemon", SEC_DAEMON},          {"acme", SEC_ACME},
     {"access", SEC_ACCESS},          {"challenge.http-01", SEC_HTTP01},
     {"challenge.dns-01", SEC_DNS01}, {"challenge.tls-alpn-01", SEC_TLSALPN01},
-    {"renewal", SEC_RENEWAL},
+    {"renewal", SEC_RENEWAL},        {"api.https", SEC_API_HTTPS},
 };
 /* clang-format on */
 
@@ -596,6 +597,8 @@ static const struct key_def keys[] = {
     {SEC_DAEMON, "socket_group", parse_account, IN_CFG(daemon.socket_group)},
     {SEC_DAEMON, "user", parse_account, IN_CFG(daemon.user)},
     {SEC_DAEMON, "log_level", parse_log_level, IN_CFG(daemon.log_level)},
+    {SEC_DAEMON, "events_retention", parse_duration, IN_CFG(daemon.events_retention), .min = 3600,
+     .max = 3650u * 24 * 3600},
 
     {SEC_ACME, "default_ca", parse_ca_ref, IN_CFG(acme.default_ca)},
     {SEC_ACME, "contact", parse_contacts, IN_CFG(acme.contact)},
@@ -605,6 +608,10 @@ static const struct key_def keys[] = {
 
     {SEC_ACCESS, "admin_users", parse_accounts, IN_CFG(access.admin_users)},
     {SEC_ACCESS, "admin_groups", parse_accounts, IN_CFG(access.admin_groups)},
+    {SEC_ACCESS, "deployer_users", parse_accounts, IN_CFG(access.deployer_users)},
+    {SEC_ACCESS, "deployer_groups", parse_accounts, IN_CFG(access.deployer_groups)},
+    {SEC_ACCESS, "reader_users", parse_accounts, IN_CFG(access.reader_users)},
+    {SEC_ACCESS, "reader_groups", parse_accounts, IN_CFG(access.reader_groups)},
 
     {SEC_CA, "directory", parse_url, IN_CA(directory)},
     {SEC_CA, "ca_bundle", parse_path, IN_CA(ca_bundle), .max = 4000},
@@ -629,6 +636,11 @@ static const struct key_def keys[] = {
      .max = 3600},
 
     {SEC_DOMAIN, "deploy_hook", parse_hook, IN_DOMAIN(deploy_hook), .flags = KEY_NO_ECHO | KEY_RAW},
+
+    {SEC_API_HTTPS, "listen", parse_listen, IN_CFG(https.listen)},
+    {SEC_API_HTTPS, "cert", parse_path, IN_CFG(https.cert), .max = 4000},
+    {SEC_API_HTTPS, "key", parse_path, IN_CFG(https.key), .max = 4000},
+    {SEC_API_HTTPS, "client_ca", parse_path, IN_CFG(https.client_ca), .max = 4000},
 };
 
 /* ---- building and freeing ------------------------------------------------------------------- */
@@ -661,6 +673,14 @@ void config_free(struct config *cfg)
     list_clear(&cfg->acme.contact);
     list_clear(&cfg->access.admin_users);
     list_clear(&cfg->access.admin_groups);
+    list_clear(&cfg->access.deployer_users);
+    list_clear(&cfg->access.deployer_groups);
+    list_clear(&cfg->access.reader_users);
+    list_clear(&cfg->access.reader_groups);
+    free(cfg->https.listen);
+    free(cfg->https.cert);
+    free(cfg->https.key);
+    free(cfg->https.client_ca);
     for (size_t i = 0; i < cfg->ca_count; i++)
         ca_clear(&cfg->cas[i]);
     free(cfg->cas);
@@ -725,6 +745,7 @@ int config_defaults(struct config **out)
     cfg->daemon.socket = strdup("/run/certd/api.sock");
     cfg->daemon.socket_mode = 0660;
     cfg->daemon.log_level = LOG_LVL_INFO;
+    cfg->daemon.events_retention = 90u * 24 * 3600;
     cfg->acme.default_ca = strdup("letsencrypt");
     cfg->acme.account_key_type = KEY_EC_P256;
     cfg->acme.max_concurrent_orders = 4;
@@ -887,7 +908,7 @@ static int start_section(struct parse_ctx *ctx, unsigned line, const char *name)
         return start_domain_section(ctx, line, name + 7);
     return fail(ctx, line,
                 "unknown section [%.64s] (expected daemon, acme, access, ca.NAME, challenge.TYPE, "
-                "renewal or domain.NAME)",
+                "renewal, domain.NAME or api.https)",
                 name);
 }
 
@@ -978,6 +999,12 @@ static int validate(struct parse_ctx *ctx)
                         "neither)",
                         ca->name);
     }
+    /* A listener without its certificate and key cannot serve, and a certificate without a
+     * listener is surely a forgotten line: either way the admin meant something else. */
+    if (ctx->sec_line[SEC_API_HTTPS] &&
+        (!cfg->https.listen || !cfg->https.cert || !cfg->https.key))
+        return fail(ctx, ctx->sec_line[SEC_API_HTTPS],
+                    "section [api.https] needs listen, cert and key (or leave the section out)");
     if (!config_find_ca(cfg, cfg->acme.default_ca))
         return fail(ctx, ctx->default_ca_line, "default_ca '%s' names no CA (define [ca.%s])",
                     cfg->acme.default_ca, cfg->acme.default_ca);

@@ -58,6 +58,7 @@ struct config {
         char *socket_group;   /* NULL = leave as created */
         char *user;           /* NULL = do not drop privileges */
         enum log_level log_level; /* default info */
+        unsigned events_retention; /* seconds events are kept, default 90d, at least 1h */
     } daemon;
 
     struct {
@@ -70,7 +71,21 @@ struct config {
     struct {
         struct config_list admin_users;   /* user names or numeric uids */
         struct config_list admin_groups;  /* group names or numeric gids */
+        struct config_list deployer_users;  /* certificates and keys, unscoped on the socket */
+        struct config_list deployer_groups;
+        struct config_list reader_users;    /* certificates and state, never keys */
+        struct config_list reader_groups;
     } access;
+
+    /* [api.https]: the optional HTTPS listener for remote fleet members (bearer tokens). Bound
+     * at start; changes need a restart. listen, cert and key come together or not at all. */
+    struct {
+        char *listen;         /* "ADDR:PORT", NULL = no HTTPS listener */
+        char *cert;           /* PEM certificate chain file, leaf first */
+        char *key;            /* PEM private key file (read at start, before dropping privileges) */
+        char *client_ca;      /* PEM CA file: clients must present a certificate it signed;
+                                 NULL = no client certificates asked for */
+    } https;
 
     /* [ca.NAME]: "letsencrypt" and "letsencrypt-staging" are predefined and may be overridden. */
     struct config_ca *cas;

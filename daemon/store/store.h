@@ -214,6 +214,21 @@ int store_event_list(struct store *st, int64_t after_id, size_t limit,
 void store_event_list_free(struct store_event **list, size_t count);
 /* Highest event id, 0 when the log is empty. */
 int store_event_last_id(struct store *st, int64_t *id_out);
+/*
+ * Lowest event id still kept; when the log is empty, the id the next event will get (1 for a
+ * log that never had one). Ids start at 1 and the log only ever loses a prefix, so a reader
+ * that has seen up to id A missed events exactly when A + 1 < *ID_OUT.
+ */
+int store_event_first_id(struct store *st, int64_t *id_out);
+/*
+ * Retention: deletes the oldest events, in id order, up to (not including) the first one created
+ * at or after BEFORE_TIME. Stopping there rather than deleting every old row keeps the log a
+ * contiguous run of ids even if the clock once went backwards, which store_event_first_id
+ * relies on. Works in batches, each its own transaction, so the store is never held for long.
+ * *DELETED (optional) is the number of events deleted, also on failure (what went before).
+ * No event is recorded and the event hook does not fire. The only statement that deletes events.
+ */
+int store_events_prune(struct store *st, int64_t before_time, size_t *deleted);
 
 /* ---- CAs and ACME accounts ---- */
 
@@ -471,5 +486,47 @@ struct store_stats {
     int64_t next_renewal_at;  /* earliest among managed domains, 0 if none */
 };
 int store_stats(struct store *st, struct store_stats *out);
+
+/* ---- API tokens for remote fleet members (schema 5) ----
+ * The store keeps what the API hands it: the public id, a salt and the hash of the secret (never
+ * the secret), the role and the scope. Deciding what a token may do is the API's business. */
+
+#define TOKEN_ROLE_ADMIN    "admin"
+#define TOKEN_ROLE_DEPLOYER "deployer"
+#define TOKEN_ROLE_READER   "reader"
+
+struct store_token {
+    char *id;                /* public id (the part of the token that is not secret) */
+    char *name;              /* unique among tokens not revoked */
+    char *role;              /* TOKEN_ROLE_* */
+    char *scope_json;        /* JSON array of scope entries, NULL = every domain */
+    char *salt;              /* hex */
+    char *hash;              /* hex SHA-256 over salt || secret */
+    int64_t created_at;
+    int64_t expires_at;      /* 0: never */
+    int64_t revoked_at;      /* 0: live */
+    int64_t last_used_at;    /* 0: never used */
+};
+
+/*
+ * Stores token T (id, name, role, salt and hash required; scope_json a JSON array when given;
+ * expires_at 0 or > 0) with created_at now. -EEXIST when the id is taken or a token that is not
+ * revoked has the name, -EINVAL for a missing field, an unknown role or a bad scope.
+ */
+int store_token_add(struct store *st, const struct store_token *t,
+                    const struct store_event_in *ev);
+/* The token with public id ID (revoked and expired ones too); -ENOENT when there is none. */
+int store_token_get(struct store *st, const char *id, struct store_token **out);
+/* Every token, oldest first (revoked ones too), salt and hash included: callers never show them. */
+int store_token_list(struct store *st, struct store_token ***out, size_t *count);
+/* Marks token ID revoked at REVOKED_AT (> 0). -ENOENT when there is none, -EALREADY when it
+ * was revoked already (nothing written, no event). */
+int store_token_revoke(struct store *st, const char *id, int64_t revoked_at,
+                       const struct store_event_in *ev);
+/* Records that token ID authenticated a request at WHEN. No event: routine. -ENOENT when there
+ * is no such token. */
+int store_token_touch(struct store *st, const char *id, int64_t when);
+void store_token_free(struct store_token *t);
+void store_token_list_free(struct store_token **list, size_t count);
 
 #endif

@@ -1,4 +1,5 @@
-/* The audit log: append-only (the schema's triggers refuse UPDATE and DELETE), ids never reused. */
+/* The audit log: append-only (the schema refuses UPDATE; the only DELETE is store_events_prune,
+ * by age), ids never reused. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -175,5 +176,101 @@ int store_event_last_id(struct store *st, int64_t *id_out)
 out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_event_first_id(struct store *st, int64_t *id_out)
+{
+    sqlite3_stmt *s = NULL;
+
+    pthread_mutex_lock(&st->lock);
+    /* Empty log: the id AUTOINCREMENT hands out next (sqlite_sequence keeps the highest id ever
+     * given, even after every row is gone), so "everything before it is gone" still holds. */
+    int ret = store_prepare(st,
+                            "SELECT COALESCE((SELECT MIN(id) FROM events),"
+                            " (SELECT seq FROM sqlite_sequence WHERE name = 'events') + 1, 1)",
+                            &s);
+    if (ret < 0)
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *id_out = sqlite3_column_int64(s, 0);
+    else
+        ret = store_db_error(st, rc, "first event id");
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+/* Rows deleted per transaction, so a first prune of a long log never holds the store (and every
+ * API request and order behind it) for long. */
+#define PRUNE_BATCH 2000
+
+/* One batch: deletes the leading run of events older than BEFORE among the oldest PRUNE_BATCH.
+ * *MORE says whether the whole batch went (another may follow). The caller holds the lock. */
+static int prune_batch(struct store *st, int64_t before, size_t *deleted, bool *more)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t stop = 0, max_seen = 0;
+    int rc;
+
+    *more = false;
+    /* The first id (in the batch) still inside the retention, and the batch's last id. */
+    int ret = store_prepare(st,
+                            "SELECT MIN(CASE WHEN created_at >= ?1 THEN id END), MAX(id)"
+                            " FROM (SELECT id, created_at FROM events ORDER BY id LIMIT ?2)",
+                            &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, before)) < 0 ||
+        (ret = store_bind_int64(st, s, 2, PRUNE_BATCH)) < 0)
+        goto out;
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        ret = store_db_error(st, rc, "find events to prune");
+        goto out;
+    }
+    if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+        goto out; /* empty log */
+    max_seen = sqlite3_column_int64(s, 1);
+    if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+        stop = sqlite3_column_int64(s, 0);
+    else
+        stop = max_seen + 1;
+    sqlite3_finalize(s);
+    s = NULL;
+
+    ret = store_prepare(st, "DELETE FROM events WHERE id < ?1", &s);
+    if (ret < 0)
+        return ret;
+    if ((ret = store_bind_int64(st, s, 1, stop)) < 0)
+        goto out;
+    ret = store_step_done(st, s, "prune events");
+    if (ret == 0) {
+        *deleted += (size_t)sqlite3_changes(st->db);
+        *more = stop > max_seen;
+    }
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_events_prune(struct store *st, int64_t before_time, size_t *deleted)
+{
+    size_t n = 0;
+    bool more = true;
+    int ret = 0;
+
+    while (more) {
+        pthread_mutex_lock(&st->lock);
+        /* A single DELETE is its own transaction: a batch goes entirely or not at all. */
+        ret = prune_batch(st, before_time, &n, &more);
+        pthread_mutex_unlock(&st->lock);
+        if (ret < 0)
+            break;
+    }
+    if (deleted)
+        *deleted = n;
     return ret;
 }

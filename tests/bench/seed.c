@@ -1,7 +1,7 @@
 /*
  * certd_seed: fills a certd database with N managed domains, fast, for tests/bench/scheduler.
  *
- *   certd_seed --db PATH --domains N [--due-now K] [--ca NAME] [--seed S]
+ *   certd_seed --db PATH --domains N [--due-now K] [--quiet-for S] [--ca NAME] [--seed S]
  *   certd_seed --db PATH --measure-pass R [--workers W]
  *
  * Seeding: store_open creates the database and applies the migrations, exactly as certd would;
@@ -15,7 +15,9 @@
  * Every domain d%07u.seed.bench.test gets what a domain has after its first issuance: status
  * active, one current key, one finished order (status valid) and one active certificate. The
  * times are realistic and spread: the renewal time (next_renewal_at = next_attempt_at) is drawn
- * uniformly over the next 30 days and falls at 60-67 % of a 90-day lifetime, like the default
+ * uniformly over the next 30 days (or, with --quiet-for S, over the 30 days after the next S
+ * seconds, so that nothing falls due while a benchmark runs) and falls at 60-67 % of a 90-day
+ * lifetime, like the default
  * renewal policy (sched/planner.h); expiring_at is 7 days before not_after, as
  * planner_expiring_at gives for lifetimes of 30 days or more. ari_id stays NULL (no ARI). With
  * --due-now K, K of the domains (spread evenly over the ids) are due now instead.
@@ -60,6 +62,7 @@ struct opts {
     const char *db;
     long domains;
     long due_now;
+    long quiet_for;
     const char *ca;
     uint64_t seed;
     long measure;
@@ -68,7 +71,8 @@ struct opts {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: certd_seed --db PATH --domains N [--due-now K] [--ca NAME] [--seed S]\n"
+    fprintf(out, "usage: certd_seed --db PATH --domains N [--due-now K] [--quiet-for S]\n"
+                 "                  [--ca NAME] [--seed S]\n"
                  "       certd_seed --db PATH --measure-pass R [--workers W]\n");
 }
 
@@ -112,8 +116,7 @@ static int make_cert(const char *key_pem, int64_t now, gnutls_datum_t *out)
     gnutls_x509_privkey_t xkey = NULL;
     gnutls_privkey_t key = NULL;
     gnutls_x509_crt_t crt = NULL;
-    const gnutls_datum_t in = {.data = (unsigned char *)key_pem,
-                               .size = (unsigned)strlen(key_pem)};
+    const gnutls_datum_t in = {.data = (unsigned char *)key_pem, .size = (unsigned)strlen(key_pem)};
     static const unsigned char serial[] = {0x5e, 0xed};
     static const char cn[] = "seed.bench.test";
     int rc;
@@ -204,8 +207,9 @@ static const char *const insert_sql[ST_COUNT] = {
 };
 
 struct seed_row {
-    int64_t id;          /* 1..N */
+    int64_t id; /* 1..N */
     int64_t now;
+    int64_t quiet_for; /* no renewal time before now + quiet_for */
     bool due;
     const char *ca, *key_type, *key_pem, *key_sha, *chain_pem;
 };
@@ -223,7 +227,7 @@ static int seed_one(sqlite3 *db, sqlite3_stmt **st, const struct seed_row *r, ui
         renew_at = r->now;
         not_before = r->now - LIFETIME * 2 / 3;
     } else {
-        renew_at = r->now + 1 + rand_below(rnd, SPREAD);
+        renew_at = r->now + r->quiet_for + 1 + rand_below(rnd, SPREAD);
         /* 60..67 % of the lifetime, in per-mille steps, like the default policy's draw. */
         not_before = renew_at - LIFETIME / 1000 * (600 + rand_below(rnd, 71));
     }
@@ -344,8 +348,13 @@ static int seed(const struct opts *o)
     /* Due domains every N/K ids, so they are not all at one end of the id range. */
     long stride = o->due_now ? o->domains / o->due_now : 0;
     long due_left = o->due_now;
-    struct seed_row row = {.now = now, .ca = o->ca, .key_type = key_type_name(KEY_EC_P256),
-                           .key_pem = key_pem, .key_sha = key_sha, .chain_pem = chain_pem};
+    struct seed_row row = {.now = now,
+                           .quiet_for = o->quiet_for,
+                           .ca = o->ca,
+                           .key_type = key_type_name(KEY_EC_P256),
+                           .key_pem = key_pem,
+                           .key_sha = key_sha,
+                           .chain_pem = chain_pem};
     for (long i = 0; i < o->domains; i++) {
         row.id = i + 1;
         row.due = due_left > 0 && i % stride == 0;
@@ -432,6 +441,7 @@ int main(int argc, char **argv)
         {"db", required_argument, NULL, 'd'},
         {"domains", required_argument, NULL, 'n'},
         {"due-now", required_argument, NULL, 'k'},
+        {"quiet-for", required_argument, NULL, 'q'},
         {"ca", required_argument, NULL, 'c'},
         {"seed", required_argument, NULL, 's'},
         {"measure-pass", required_argument, NULL, 'm'},
@@ -453,6 +463,10 @@ int main(int argc, char **argv)
             break;
         case 'k':
             if (!parse_long(optarg, 0, MAX_DOMAINS, &o.due_now))
+                goto bad;
+            break;
+        case 'q':
+            if (!parse_long(optarg, 0, 365L * DAY, &o.quiet_for))
                 goto bad;
             break;
         case 'c':

@@ -863,6 +863,39 @@ static void test_parse_duration(void **state)
 }
 
 /* The shipped example must load as it is (all defaults), and with every key uncommented. */
+/* [access] roles beyond admin, and [api.https] with its whole-section check. */
+static void test_roles_and_https(void **state)
+{
+    struct config *cfg = load_ok("[access]\ndeployer_users = web1, 1001\ndeployer_groups = fleet\n"
+                                 "reader_users = mon\nreader_groups = 2000 staff\n");
+    assert_int_equal(cfg->access.deployer_users.count, 2);
+    assert_string_equal(cfg->access.deployer_users.items[1], "1001");
+    assert_string_equal(cfg->access.deployer_groups.items[0], "fleet");
+    assert_string_equal(cfg->access.reader_users.items[0], "mon");
+    assert_int_equal(cfg->access.reader_groups.count, 2);
+    assert_null(cfg->https.listen);
+    config_free(cfg);
+    expect_error("[access]\nreader_users = -bad\n", 2, "for reader_users in section [access]");
+
+    cfg = load_ok("[api.https]\nlisten = 127.0.0.1:8443\ncert = /etc/certd/c.pem\n"
+                  "key = /etc/certd/k.pem\nclient_ca = /etc/certd/ca.pem\n");
+    assert_string_equal(cfg->https.listen, "127.0.0.1:8443");
+    assert_string_equal(cfg->https.cert, "/etc/certd/c.pem");
+    assert_string_equal(cfg->https.key, "/etc/certd/k.pem");
+    assert_string_equal(cfg->https.client_ca, "/etc/certd/ca.pem");
+    config_free(cfg);
+    cfg = load_ok("[api.https]\nlisten = [::1]:443\ncert = /c\nkey = /k\n");
+    assert_null(cfg->https.client_ca);
+    config_free(cfg);
+    expect_error("[acme]\n[api.https]\nlisten = 127.0.0.1:8443\ncert = /c\n", 2,
+                 "section [api.https] needs listen, cert and key");
+    expect_error("[api.https]\n", 1, "needs listen, cert and key");
+    expect_error("[api.https]\nlisten = localhost:8443\n", 2,
+                 "for listen in section [api.https]: expected IPV4:PORT");
+    expect_error("[api.https]\nlisten = 127.0.0.1:8443\ncert = c.pem\n", 3, "absolute path");
+    expect_error("[api.http]\n", 1, "unknown section [api.http]");
+}
+
 static void test_example_file(void **state)
 {
     const char *src = getenv("CERTD_SOURCE_DIR");
@@ -955,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_dns_hook_checked_at_load),
         cmocka_unit_test(test_eab_secret_never_echoed),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_roles_and_https),
         cmocka_unit_test(test_example_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,277 @@
+/* Fleet delivery: a domain's bundle (chain and key as JSON) and the SNI lookup that proxies such
+ * as Caddy's get_certificate http call during handshakes. Both answer from the delivery index
+ * alone (api/index.h), never from the store, and hand the key material to MHD without copying:
+ * the response keeps a reference on the index entry and drops it when MHD is done with it. */
+#include "api/internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/index.h"
+#include "common/jsonutil.h"
+#include "common/names.h"
+
+/* ---- entity tags (RFC 9110 §8.8.3, §13.1.2) ---- */
+
+struct inm_scan {
+    const char *etag;
+    bool match;
+};
+
+/* True when the field value LIST (an If-None-Match value) names ETAG or is "*". The comparison
+ * is weak (§8.8.3.2): a W/ prefix is ignored. */
+static bool etag_list_has(const char *list, const char *etag)
+{
+    size_t elen = strlen(etag);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (*p != '"') {
+            /* Not an entity-tag: skip this list member. */
+            p += strcspn(p, ",");
+            continue;
+        }
+        const char *end = strchr(p + 1, '"');
+        if (!end)
+            return false;
+        size_t len = (size_t)(end - p) + 1;
+        if (len == elen && memcmp(p, etag, len) == 0)
+            return true;
+        p = end + 1;
+    }
+    return false;
+}
+
+static enum MHD_Result inm_scan_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct inm_scan *s = cls;
+    if (key && value && strcasecmp(key, MHD_HTTP_HEADER_IF_NONE_MATCH) == 0 &&
+        etag_list_has(value, s->etag)) {
+        s->match = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+bool api_if_none_match(struct api_request *req, const char *etag)
+{
+    /* Every If-None-Match field counts: a list may be split over several (RFC 9110 §5.3). */
+    struct inm_scan s = {.etag = etag};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, inm_scan_one, &s);
+    return s.match;
+}
+
+/* Adds the headers every delivery answer carries, queues RESP with STATUS and lets go of it. */
+static enum MHD_Result queue_tagged(struct api_request *req, unsigned status,
+                                    struct MHD_Response *resp, const char *ctype,
+                                    const char *etag)
+{
+    if (!resp)
+        return MHD_NO;
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    /* Keys and certificates change under the caller: never kept by a shared cache. Clients
+     * revalidate with If-None-Match instead. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* 304 (RFC 9110 §15.4.5): no body, the same ETag. */
+static enum MHD_Result respond_not_modified(struct api_request *req, const char *etag)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return queue_tagged(req, MHD_HTTP_NOT_MODIFIED, resp, NULL, etag);
+}
+
+enum MHD_Result api_respond_tagged(struct api_request *req, const char *text, const char *ctype,
+                                   const char *etag)
+{
+    if (api_if_none_match(req, etag))
+        return respond_not_modified(req, etag);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    return queue_tagged(req, MHD_HTTP_OK, resp, ctype, etag);
+}
+
+/* ---- scope ---- */
+
+/* index_visible_fn: the caller's scope (api_caller_sees) over the entry's primary and served
+ * names. */
+static bool entry_visible(const struct index_entry *e, void *ctx)
+{
+    const struct api_caller *caller = ctx;
+    if (!caller->scope_count)
+        return true;
+    const char *names[NAMES_MAX + 1];
+    size_t count, n = 0;
+    const char *const *served = index_entry_names(e, &count);
+    names[n++] = index_entry_primary(e);
+    for (size_t i = 0; i < count && n < NAMES_MAX + 1; i++)
+        names[n++] = served[i];
+    return api_caller_sees(caller, names, n);
+}
+
+/* ---- zero-copy bodies ---- */
+
+static void release_entry(void *cls)
+{
+    index_entry_put(cls);
+}
+
+struct bundle_body {
+    struct index_entry *entry;
+    char *meta;
+};
+
+static void release_bundle(void *cls)
+{
+    struct bundle_body *b = cls;
+    free(b->meta);
+    index_entry_put(b->entry);
+    free(b);
+}
+
+/* Everything of the bundle but the key, as a JSON object whose closing brace the caller drops
+ * to append the key member. Not secret. */
+static char *bundle_meta(const struct index_entry *e)
+{
+    size_t count, chain_len;
+    const char *const *names = index_entry_names(e, &count);
+    const char *chain = index_entry_chain_pem(e, &chain_len);
+    json_t *jnames = json_array();
+    for (size_t i = 0; jnames && i < count; i++)
+        json_array_append_new(jnames, json_string(names[i]));
+    const char *issuer = index_entry_issuer(e);
+    json_t *o = json_pack("{s:s, s:o, s:s, s:s?, s:o, s:o, s:s, s:I, s:s%, s:s}", "name",
+                          index_entry_primary(e), "names", jnames ? jnames : json_array(),
+                          "serial", index_entry_serial(e), "issuer", issuer, "not_before",
+                          json_time_or_null(index_entry_not_before(e)), "not_after",
+                          json_time_or_null(index_entry_not_after(e)), "fingerprint_sha256",
+                          index_entry_fingerprint(e), "key_id",
+                          (json_int_t)index_entry_key_id(e), "fullchain", chain, chain_len,
+                          "etag", index_entry_etag(e));
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(o);
+    return text;
+}
+
+/* ---- GET /v1/domains/{name}/bundle ---- */
+
+enum MHD_Result h_domain_bundle(struct api_request *req, const char *param)
+{
+    enum MHD_Result rc = MHD_NO;
+    if (!api_query_check(req, NULL, &rc))
+        return rc;
+    char name[NAME_BUF_SIZE], err[NAME_ERR_SIZE];
+    if (name_normalize(param, true, name, err) < 0)
+        return api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", param,
+                                       "name '%s': %s", param, err);
+    if (!req->ctx->index)
+        return api_respond_problem(req, PROBLEM_UNAVAILABLE, "the delivery index is not running");
+    struct index_entry *e = index_lookup_domain(req->ctx->index, name);
+    /* Out of scope answers exactly like absent, so names do not leak. */
+    if (!e || !entry_visible(e, &req->caller)) {
+        index_entry_put(e);
+        return api_respond_problem_ext(req, PROBLEM_NOT_FOUND, "name", name,
+                                       "no certificate for %s", name);
+    }
+    const char *etag = index_entry_etag(e);
+    if (api_if_none_match(req, etag)) {
+        rc = respond_not_modified(req, etag);
+        index_entry_put(e);
+        return rc;
+    }
+    struct bundle_body *b = calloc(1, sizeof(*b));
+    char *meta = b ? bundle_meta(e) : NULL;
+    size_t meta_len = meta ? strlen(meta) : 0;
+    if (!meta || meta_len < 2 || meta[meta_len - 1] != '}') {
+        free(meta);
+        free(b);
+        index_entry_put(e);
+        return api_respond_problem(req, PROBLEM_INTERNAL, "cannot encode the bundle of %s", name);
+    }
+    b->entry = e;
+    b->meta = meta;
+    /* Authorised above: the router required a deployer and the scope covers the domain. */
+    size_t key_len;
+    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_JSON, &key_len);
+    static const char key_member[] = ",\"private_key\":";
+    static const char tail[] = "}\n";
+    const struct MHD_IoVec iov[] = {
+        {meta, meta_len - 1}, /* without its closing brace */
+        {key_member, sizeof(key_member) - 1},
+        {key, key_len},
+        {tail, sizeof(tail) - 1},
+    };
+    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, 4, release_bundle, b);
+    if (!resp) {
+        release_bundle(b);
+        return MHD_NO;
+    }
+    /* ETAG points into the entry, which B keeps alive as long as RESP. */
+    return queue_tagged(req, MHD_HTTP_OK, resp, "application/json", etag);
+}
+
+/* ---- GET /v1/sni?server_name=HOST ---- */
+
+enum MHD_Result h_sni(struct api_request *req, const char *param)
+{
+    /* Caddy's get_certificate http adds the last two to every call (its own parameters in the
+     * configured URL would have to be listed here too). */
+    static const char *const allowed[] = {"server_name", "signature_schemes", "cipher_suites",
+                                          NULL};
+    enum MHD_Result rc = MHD_NO;
+    if (!api_query_check(req, allowed, &rc))
+        return rc;
+    const char *server_name = api_query(req, "server_name");
+    if (!server_name)
+        return api_respond_problem_ext(req, PROBLEM_MALFORMED, "parameter", "server_name",
+                                       "query parameter 'server_name' is required");
+    /* A client that sent no SNI (or an IP address, which Caddy passes as empty): nothing can be
+     * chosen for it, like a name without a certificate. */
+    if (!server_name[0])
+        return api_respond_problem(req, PROBLEM_NOT_FOUND, "no certificate for an empty name");
+    char host[NAME_BUF_SIZE];
+    if (index_sni_normalize(server_name, host) < 0)
+        return api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", server_name,
+                                       "server_name is not a DNS name");
+    if (!req->ctx->index)
+        return api_respond_problem(req, PROBLEM_UNAVAILABLE, "the delivery index is not running");
+    struct index_entry *e = index_lookup_sni(req->ctx->index, host, entry_visible, &req->caller);
+    if (!e)
+        return api_respond_problem_ext(req, PROBLEM_NOT_FOUND, "name", host,
+                                       "no certificate for %s", host);
+    const char *etag = index_entry_etag(e);
+    if (api_if_none_match(req, etag)) {
+        rc = respond_not_modified(req, etag);
+        index_entry_put(e);
+        return rc;
+    }
+    size_t chain_len, key_len;
+    const char *chain = index_entry_chain_pem(e, &chain_len);
+    /* Authorised above: the router required a deployer and the scope covers the entry. */
+    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_PEM, &key_len);
+    /* Leaf first, then the intermediates, then the key: what Caddy's PEM bundle parser and
+     * nginx/HAProxy's combined files take. */
+    const struct MHD_IoVec iov[] = {{chain, chain_len}, {key, key_len}};
+    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, 2, release_entry, e);
+    if (!resp) {
+        index_entry_put(e);
+        return MHD_NO;
+    }
+    return queue_tagged(req, MHD_HTTP_OK, resp, "application/x-pem-file", etag);
+}
