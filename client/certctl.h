@@ -47,6 +47,7 @@ extern const struct command cmd_renew;
 extern const struct command cmd_cert;
 extern const struct command cmd_order;
 extern const struct command cmd_account;
+extern const struct command cmd_token;
 
 /*
  * Prints "certctl: <message>" and the hint "try 'certctl <ctx->cmd_path> --help'" to stderr and

@@ -278,6 +278,9 @@ static const struct opt_spec events_opts[] = {
  * much longer certctl gives the answer before it counts the daemon as gone. */
 #define FOLLOW_WAIT_S 60
 #define FOLLOW_SLACK_S 30
+/* An empty answer sooner than this means certd did not hold the request (it is at its limit of
+ * waiting requests, or shutting down): pause this long before asking again rather than spin. */
+#define FOLLOW_MIN_ROUND_MS 1000L
 /* Reconnection backoff after the daemon went away: doubling from the first to the last. */
 #define FOLLOW_BACKOFF_FIRST_MS 250L
 #define FOLLOW_BACKOFF_MAX_MS 10000L
@@ -358,13 +361,15 @@ static int run_follow(struct certctl *ctx, long long after, long limit)
     long backoff_ms = 0;
     for (;;) {
         char path[160], err[1024];
-        int n = snprintf(path, sizeof(path), "/v1/events?after=%lld&wait=%d", after,
-                         FOLLOW_WAIT_S);
+        int n = snprintf(path, sizeof(path), "/v1/events?after=%lld&wait=%d", after, FOLLOW_WAIT_S);
         if (limit > 0)
             snprintf(path + n, sizeof(path) - (size_t)n, "&limit=%ld", limit);
 
         struct http_response r = {0};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = http_request(ctx->http, "GET", path, NULL, &r, err, sizeof(err));
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         if (rc < 0) {
             http_response_clear(&r);
             if (!answered) {
@@ -411,12 +416,17 @@ static int run_follow(struct certctl *ctx, long long after, long limit)
             return CERTCTL_EXIT_FAILED;
         }
         after = json_integer_value(last);
-        bool ok = follow_print(ctx, json_object_get(r.json, "events"));
+        const json_t *events = json_object_get(r.json, "events");
+        bool empty = json_array_size(events) == 0;
+        bool ok = follow_print(ctx, events);
         http_response_clear(&r);
         if (!ok) {
             errmsg("cannot write to standard output");
             return CERTCTL_EXIT_FAILED;
         }
+        long took_ms = (long)(t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+        if (empty && took_ms < FOLLOW_MIN_ROUND_MS)
+            sleep_ms(FOLLOW_MIN_ROUND_MS - took_ms);
     }
 }
 

@@ -38,7 +38,7 @@ static const char top_usage_tail[] =
 
 static const struct command *const top_commands[] = {
     &cmd_status,  &cmd_domain, &cmd_renew,   &cmd_cert, &cmd_order,
-    &cmd_history, &cmd_events, &cmd_account, NULL,
+    &cmd_history, &cmd_events, &cmd_account, &cmd_token, NULL,
 };
 
 void errmsg(const char *fmt, ...)

@@ -59,6 +59,8 @@ struct daemon_state {
     struct responders *responders;
     struct scheduler *scheduler;
     struct api_server *api;
+    struct api_tls_listener *https_listener; /* [api.https], bound at step 4 */
+    struct api_server *api_https;
     struct api_context api_ctx;
 };
 
@@ -171,6 +173,11 @@ static void record_event(struct daemon_state *d, const char *type, const char *d
     store_event_add(d->store, &ev, NULL);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
 /* SIGHUP: the new file must validate in full, or the running configuration stays. Paths and the
  * user are bound at start and need a restart to change. */
 static void reload_config(struct daemon_state *d, const char *path)
@@ -190,6 +197,10 @@ static void reload_config(struct daemon_state *d, const char *path)
         (cur->daemon.user ? !cfg->daemon.user || strcmp(cur->daemon.user, cfg->daemon.user)
                           : cfg->daemon.user != NULL))
         log_warning("state_dir, socket, socket_mode and user take effect only after a restart");
+    if (!same_str(cur->https.listen, cfg->https.listen) ||
+        !same_str(cur->https.cert, cfg->https.cert) || !same_str(cur->https.key, cfg->https.key) ||
+        !same_str(cur->https.client_ca, cfg->https.client_ca))
+        log_warning("[api.https] takes effect only after a restart");
     config_holder_put(d->config, cur);
     log_set_level(cfg->daemon.log_level);
     config_holder_replace(d->config, cfg);
@@ -346,6 +357,14 @@ int main(int argc, char **argv)
             log_error("%s", err);
             goto out;
         }
+        /* The HTTPS listener's port and key file may need root, as the socket's directory does. */
+        c = config_holder_get(d.config);
+        rc = api_tls_listener_open(c, &d.https_listener, err, sizeof(err));
+        config_holder_put(d.config, c);
+        if (rc < 0) {
+            log_error("%s", err);
+            goto out_unlink;
+        }
     }
 
     {
@@ -383,10 +402,19 @@ int main(int argc, char **argv)
     d.listen_fd = -1; /* the server owns it now, even on failure */
     if (rc < 0)
         goto out_unlink;
+    if (d.https_listener) {
+        rc = api_server_start_https(d.https_listener, &d.api_ctx, &d.api_https);
+        d.https_listener = NULL; /* likewise */
+        if (rc < 0) {
+            api_server_stop(d.api);
+            goto out_unlink;
+        }
+    }
 
     if (serve(&d, config_path, &sigs) == 0)
         exit_code = 0;
     sd_notify(0, "STOPPING=1");
+    api_server_stop(d.api_https);
     api_server_stop(d.api);
     scheduler_stop(d.scheduler);
     d.scheduler = NULL;
@@ -398,6 +426,7 @@ out_unlink:
 out:
     scheduler_stop(d.scheduler);
     responders_stop(d.responders);
+    api_tls_listener_free(d.https_listener);
     if (d.listen_fd >= 0)
         close(d.listen_fd);
     events_bus_stop(d.events);

@@ -83,7 +83,7 @@ static bool group_listed(const struct config_list *groups, gid_t gid)
     return list_has(groups, name, gid);
 }
 
-/* Whether USER (uid UID, primary group GID) is in USERS, or any of GROUPS[0..NGROUPS) in GROUP_LIST. */
+/* Whether USER (uid UID) is in USERS, or any of GROUPS[0..NGROUPS) in GROUP_LIST. */
 static bool role_listed(const struct config_list *users, const struct config_list *group_list,
                         const char *user, uid_t uid, const gid_t *groups, int ngroups)
 {
@@ -129,11 +129,10 @@ static enum api_role decide_role(const struct config *cfg, const struct api_cont
     /* The highest role granted wins. */
     if (role_listed(&cfg->access.admin_users, &cfg->access.admin_groups, user, c->uid, groups, n))
         return ROLE_ADMIN;
-    if (role_listed(&cfg->access.deployer_users, &cfg->access.deployer_groups, user, c->uid,
-                    groups, n))
-        return ROLE_DEPLOYER;
-    if (role_listed(&cfg->access.reader_users, &cfg->access.reader_groups, user, c->uid, groups,
+    if (role_listed(&cfg->access.deployer_users, &cfg->access.deployer_groups, user, c->uid, groups,
                     n))
+        return ROLE_DEPLOYER;
+    if (role_listed(&cfg->access.reader_users, &cfg->access.reader_groups, user, c->uid, groups, n))
         return ROLE_READER;
     return ROLE_NONE;
 }
@@ -208,8 +207,8 @@ out:
  */
 static int request_token(struct api_request *req, char out[TOKEN_LEN + 1])
 {
-    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     out[0] = '\0';
     if (!h)
         return -ENOENT;
@@ -362,6 +361,8 @@ enum MHD_Result api_auth_refuse(struct api_request *req, int err)
     char hvalue[64] = "";
     unsigned retry = 0;
 
+    if (!req->remote) /* the socket never refuses this way: a peer is its uid */
+        return MHD_NO;
     switch (err) {
     case -EAGAIN:
         kind = PROBLEM_TOO_MANY_REQUESTS;
@@ -408,14 +409,18 @@ bool api_caller_sees(const struct api_caller *caller, const char *const *names, 
 {
     if (!caller->scope_count)
         return true;
-    for (size_t i = 0; i < caller->scope_count; i++) {
-        for (size_t j = 0; j < count; j++) {
-            if (strcmp(caller->scope[i], names[j]) == 0 ||
-                name_wildcard_matches(caller->scope[i], names[j]))
-                return true;
-        }
+    /* Every name must be covered: a certificate (and its key) for a.example.com and
+     * b.example.com lets its holder answer for both, so a caller scoped to one of them only
+     * must not get it. */
+    for (size_t j = 0; j < count; j++) {
+        bool covered = false;
+        for (size_t i = 0; i < caller->scope_count && !covered; i++)
+            covered = strcmp(caller->scope[i], names[j]) == 0 ||
+                      name_wildcard_matches(caller->scope[i], names[j]);
+        if (!covered)
+            return false;
     }
-    return false;
+    return count > 0;
 }
 
 bool api_caller_sees_domain(const struct api_caller *caller, const struct store_domain *d)

@@ -16,7 +16,7 @@ struct bus_subscriber {
 
 struct events_bus {
     pthread_mutex_t lock;
-    pthread_cond_t cond;    /* CLOCK_MONOTONIC, so a wall-clock step cannot stretch a wait */
+    pthread_cond_t cond; /* CLOCK_MONOTONIC, so a wall-clock step cannot stretch a wait */
     int64_t last_id;
     bool stopped;
     struct bus_subscriber subs[BUS_MAX_SUBSCRIBERS];

@@ -205,6 +205,11 @@ enum MHD_Result h_certificate_revoke(struct api_request *req, const char *serial
         rc = api_respond_problem(req, PROBLEM_INTERNAL, "cannot read certificate %s", serial);
         goto out;
     }
+    /* Revocation is for admins, whom nothing scopes; a scoped caller would see only its own. */
+    if (!api_caller_sees_domain(&req->caller, d)) {
+        rc = api_respond_problem(req, PROBLEM_NOT_FOUND, "no certificate with serial %s", serial);
+        goto out;
+    }
     /* The CA that issued it, which the domain may since have left. */
     const char *ca = d->ca;
     if (cert->order_id && store_order_get(req->ctx->store, cert->order_id, &order) == 0)

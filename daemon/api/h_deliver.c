@@ -73,8 +73,7 @@ bool api_if_none_match(struct api_request *req, const char *etag)
 
 /* Adds the headers every delivery answer carries, queues RESP with STATUS and lets go of it. */
 static enum MHD_Result queue_tagged(struct api_request *req, unsigned status,
-                                    struct MHD_Response *resp, const char *ctype,
-                                    const char *etag)
+                                    struct MHD_Response *resp, const char *ctype, const char *etag)
 {
     if (!resp)
         return MHD_NO;
@@ -97,13 +96,36 @@ static enum MHD_Result respond_not_modified(struct api_request *req, const char 
     return queue_tagged(req, MHD_HTTP_NOT_MODIFIED, resp, NULL, etag);
 }
 
+/* A body copy that is wiped when MHD lets go of it: the key endpoint sends private keys. */
+struct wiped_body {
+    size_t len;
+    char data[];
+};
+
+static void wiped_body_free(void *cls)
+{
+    struct wiped_body *b = cls;
+    explicit_bzero(b->data, b->len);
+    free(b);
+}
+
 enum MHD_Result api_respond_tagged(struct api_request *req, const char *text, const char *ctype,
                                    const char *etag)
 {
     if (api_if_none_match(req, etag))
         return respond_not_modified(req, etag);
+    size_t len = strlen(text);
+    struct wiped_body *b = malloc(sizeof(*b) + len);
+    if (!b)
+        return MHD_NO;
+    b->len = len;
+    memcpy(b->data, text, len);
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+        MHD_create_response_from_buffer_with_free_callback_cls(len, b->data, wiped_body_free, b);
+    if (!resp) {
+        wiped_body_free(b);
+        return MHD_NO;
+    }
     return queue_tagged(req, MHD_HTTP_OK, resp, ctype, etag);
 }
 
@@ -157,13 +179,12 @@ static char *bundle_meta(const struct index_entry *e)
         json_array_append_new(jnames, json_string(names[i]));
     const char *issuer = index_entry_issuer(e);
     json_t *o = json_pack("{s:s, s:o, s:s, s:s?, s:o, s:o, s:s, s:I, s:s%, s:s}", "name",
-                          index_entry_primary(e), "names", jnames ? jnames : json_array(),
-                          "serial", index_entry_serial(e), "issuer", issuer, "not_before",
+                          index_entry_primary(e), "names", jnames ? jnames : json_array(), "serial",
+                          index_entry_serial(e), "issuer", issuer, "not_before",
                           json_time_or_null(index_entry_not_before(e)), "not_after",
                           json_time_or_null(index_entry_not_after(e)), "fingerprint_sha256",
-                          index_entry_fingerprint(e), "key_id",
-                          (json_int_t)index_entry_key_id(e), "fullchain", chain, chain_len,
-                          "etag", index_entry_etag(e));
+                          index_entry_fingerprint(e), "key_id", (json_int_t)index_entry_key_id(e),
+                          "fullchain", chain, chain_len, "etag", index_entry_etag(e));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(o);
     return text;
@@ -178,8 +199,8 @@ enum MHD_Result h_domain_bundle(struct api_request *req, const char *param)
         return rc;
     char name[NAME_BUF_SIZE], err[NAME_ERR_SIZE];
     if (name_normalize(param, true, name, err) < 0)
-        return api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", param,
-                                       "name '%s': %s", param, err);
+        return api_respond_problem_ext(req, PROBLEM_INVALID_NAME, "name", param, "name '%s': %s",
+                                       param, err);
     if (!req->ctx->index)
         return api_respond_problem(req, PROBLEM_UNAVAILABLE, "the delivery index is not running");
     struct index_entry *e = index_lookup_domain(req->ctx->index, name);

@@ -116,7 +116,10 @@ static struct store_domain *path_domain(struct api_request *req, const char *par
         return NULL;
     struct store_domain *d = NULL;
     int err = store_domain_get(req->ctx->store, name, &d);
-    if (err == 0 && !allow_removed && strcmp(d->status, DOMAIN_STATUS_REMOVED) == 0) {
+    /* Outside the caller's scope a domain does not exist (404, never 403: names must not
+     * leak to a scoped token). */
+    if (err == 0 && ((!allow_removed && strcmp(d->status, DOMAIN_STATUS_REMOVED) == 0) ||
+                     !api_caller_sees_domain(&req->caller, d))) {
         store_domain_free(d);
         d = NULL;
         err = -ENOENT;
@@ -393,6 +396,11 @@ enum MHD_Result h_domains_create(struct api_request *req, const char *param)
 
     if (!api_query_check(req, NULL, &rc))
         return rc;
+    /* Adding is for admins, whom nothing scopes; should a scoped role ever get here, it may
+     * not create names outside what it can see. */
+    if (req->caller.scope_count)
+        return api_respond_problem(req, PROBLEM_FORBIDDEN, "%s may not add domains",
+                                   req->caller.actor);
     json_t *body = api_body_object(req, &rc);
     if (!body)
         return rc;
@@ -500,6 +508,51 @@ static bool cursor_decode(const char *cursor, char out[NAME_BUF_SIZE])
     return strlen(out) == n; /* no embedded NUL */
 }
 
+/*
+ * Up to WANT domains after AFTER (NULL: from the start) that the caller may see, in name order,
+ * like store_domain_list. A scoped caller's page is filled from as many store pages as it takes,
+ * so a page is short only at the end and the cursor stays the last name shown.
+ */
+static int visible_domains(struct api_request *req, const char *after, size_t want,
+                           bool include_removed, struct store_domain ***out, size_t *count)
+{
+    if (!req->caller.scope_count)
+        return store_domain_list(req->ctx->store, after, want, include_removed, out, count);
+    struct store_domain **keep = calloc(want, sizeof(*keep));
+    size_t kept = 0;
+    char from[NAME_BUF_SIZE];
+    int ret = keep ? 0 : -ENOMEM;
+    bool more = true, started = after != NULL;
+    if (after)
+        snprintf(from, sizeof(from), "%s", after);
+    while (ret == 0 && more && kept < want) {
+        struct store_domain **page = NULL;
+        size_t n = 0;
+        if ((ret = store_domain_list(req->ctx->store, started ? from : NULL, want,
+                                     include_removed, &page, &n)) < 0)
+            break;
+        more = n == want;
+        if (n) {
+            snprintf(from, sizeof(from), "%s", page[n - 1]->name); /* the next page's start */
+            started = true;
+        }
+        for (size_t i = 0; i < n && kept < want; i++) {
+            if (api_caller_sees_domain(&req->caller, page[i])) {
+                keep[kept++] = page[i];
+                page[i] = NULL;
+            }
+        }
+        store_domain_list_free(page, n);
+    }
+    if (ret < 0) {
+        store_domain_list_free(keep, kept);
+        return ret;
+    }
+    *out = keep;
+    *count = kept;
+    return 0;
+}
+
 enum MHD_Result h_domains_list(struct api_request *req, const char *param)
 {
     static const char *const allowed[] = {"limit", "cursor", "include_removed", NULL};
@@ -519,9 +572,8 @@ enum MHD_Result h_domains_list(struct api_request *req, const char *param)
 
     struct store_domain **list = NULL;
     size_t count = 0;
-    /* One more than asked tells whether another page exists. */
-    if (store_domain_list(req->ctx->store, cursor ? after : NULL, (size_t)limit + 1,
-                          include_removed, &list, &count) < 0)
+    if (visible_domains(req, cursor ? after : NULL, (size_t)limit + 1, include_removed, &list,
+                        &count) < 0)
         return api_respond_problem(req, PROBLEM_INTERNAL, "cannot list domains");
 
     json_t *arr = json_array();

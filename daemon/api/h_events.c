@@ -31,6 +31,9 @@
 
 #define EVENTS_DEFAULT_LIMIT 100
 #define EVENTS_MAX_LIMIT 1000
+/* How long a shutdown gives the requests it resumed to send their answers before MHD closes
+ * their connections. */
+#define FEED_DRAIN_MS 1000
 /* Longest long-poll a client may ask for, in seconds. */
 #define FEED_MAX_WAIT_S 300
 /* Waiting requests at once. Each holds one of the server's connections (1024), so this stays
@@ -50,6 +53,7 @@ struct api_feed_wait {
     int64_t after;       /* cursor: every event up to here was looked at */
     int64_t deadline_ms; /* clock_monotonic_ms */
     bool listed;
+    bool draining; /* resumed by the shutdown: counted in feed->draining until freed */
 };
 
 struct api_feed {
@@ -58,10 +62,12 @@ struct api_feed {
     struct api_context *ctx;
     struct events_bus *bus;
     bool subscribed;
-    int64_t bus_last;     /* the highest id the bus has announced */
+    int64_t bus_last; /* the highest id the bus has announced */
     struct api_feed_wait *waiters;
     size_t waiter_count;
     int64_t next_wake_ms; /* when the thread wakes up next on its own */
+    size_t draining;      /* requests resumed by the shutdown and not yet completed */
+    bool prune;           /* this feed's thread runs the retention pruner */
     bool stopping;
     bool thread_started;
     pthread_t thread;
@@ -99,7 +105,7 @@ static void feed_on_events(void *cls, int64_t last_id)
     pthread_mutex_lock(&feed->lock);
     if (last_id > feed->bus_last) {
         feed->bus_last = last_id;
-        pthread_cond_signal(&feed->cond);
+        pthread_cond_broadcast(&feed->cond);
     }
     pthread_mutex_unlock(&feed->lock);
 }
@@ -128,7 +134,8 @@ static void timespec_at_ms(struct timespec *ts, int64_t ms)
 static void *feed_thread(void *cls)
 {
     struct api_feed *feed = cls;
-    int64_t next_prune = 0; /* at once: the first prune runs at start */
+    /* The first prune runs at once; a feed that does not prune never gets there. */
+    int64_t next_prune = feed->prune ? 0 : INT64_MAX;
 
     pthread_mutex_lock(&feed->lock);
     while (!feed->stopping) {
@@ -140,7 +147,10 @@ static void *feed_thread(void *cls)
             next_prune = clock_monotonic_ms() + FEED_PRUNE_INTERVAL_MS;
             continue;
         }
-        int64_t next = next_prune;
+        /* At least hourly even without a pruner, which keeps the deadline arithmetic far from
+         * overflow; an early wake costs one pass over the waiters. */
+        int64_t next =
+            next_prune < now + FEED_PRUNE_INTERVAL_MS ? next_prune : now + FEED_PRUNE_INTERVAL_MS;
         struct api_feed_wait *w = feed->waiters;
         while (w) {
             struct api_feed_wait *following = w->next;
@@ -159,7 +169,7 @@ static void *feed_thread(void *cls)
     return NULL;
 }
 
-int api_feed_start(struct api_context *ctx, struct api_feed **out)
+int api_feed_start(struct api_context *ctx, bool prune, struct api_feed **out)
 {
     struct api_feed *feed = calloc(1, sizeof(*feed));
     if (!feed)
@@ -178,6 +188,7 @@ int api_feed_start(struct api_context *ctx, struct api_feed **out)
     }
     pthread_mutex_init(&feed->lock, NULL);
     feed->ctx = ctx;
+    feed->prune = prune;
     feed->bus = ctx->events;
     if (feed->bus) {
         rc = events_bus_subscribe(feed->bus, feed_on_events, feed);
@@ -210,9 +221,20 @@ void api_feed_shutdown(struct api_feed *feed)
         return;
     pthread_mutex_lock(&feed->lock);
     feed->stopping = true;
-    while (feed->waiters)
-        waiter_resume(feed, feed->waiters);
-    pthread_cond_signal(&feed->cond);
+    while (feed->waiters) {
+        struct api_feed_wait *w = feed->waiters;
+        w->draining = true;
+        feed->draining++;
+        waiter_resume(feed, w);
+    }
+    pthread_cond_broadcast(&feed->cond);
+    /* Bounded: a client that does not read its answer must not hold up the shutdown. */
+    struct timespec ts;
+    timespec_at_ms(&ts, clock_monotonic_ms() + FEED_DRAIN_MS);
+    while (feed->draining > 0) {
+        if (pthread_cond_timedwait(&feed->cond, &feed->lock, &ts) == ETIMEDOUT)
+            break;
+    }
     pthread_mutex_unlock(&feed->lock);
 }
 
@@ -237,12 +259,12 @@ void api_feed_wait_free(struct api_feed_wait *w)
         return;
     /* A listed waiter's connection is suspended, and MHD never completes those; unlink anyway
      * rather than leave a dangling pointer if that ever changed. */
-    if (w->listed) {
-        pthread_mutex_lock(&w->feed->lock);
-        if (w->listed)
-            waiter_unlink(w->feed, w);
-        pthread_mutex_unlock(&w->feed->lock);
-    }
+    pthread_mutex_lock(&w->feed->lock);
+    if (w->listed)
+        waiter_unlink(w->feed, w);
+    if (w->draining && --w->feed->draining == 0)
+        pthread_cond_broadcast(&w->feed->cond);
+    pthread_mutex_unlock(&w->feed->lock);
     free(w);
 }
 
@@ -253,8 +275,7 @@ enum suspend_result {
 };
 
 /* Lists REQ as waiting for events after AFTER until DEADLINE_MS and suspends its connection. */
-static enum suspend_result feed_suspend(struct api_request *req, int64_t after,
-                                        int64_t deadline_ms)
+static enum suspend_result feed_suspend(struct api_request *req, int64_t after, int64_t deadline_ms)
 {
     struct api_feed *feed = req->feed;
     if (!feed || !feed->bus)
@@ -291,7 +312,7 @@ static enum suspend_result feed_suspend(struct api_request *req, int64_t after,
         feed->waiter_count++;
         MHD_suspend_connection(req->conn);
         if (deadline_ms < feed->next_wake_ms)
-            pthread_cond_signal(&feed->cond);
+            pthread_cond_broadcast(&feed->cond);
         r = SUSPENDED;
     }
     pthread_mutex_unlock(&feed->lock);
@@ -308,14 +329,52 @@ static json_t *event_json(const struct store_event *e)
                      "actor", e->actor, "detail", detail ? detail : json_object());
 }
 
-/* Events of a domain are visible to callers whose scope covers the domain; events without one
- * (daemon, configuration, accounts) to unscoped callers only. */
-static bool event_visible(const struct api_caller *caller, const struct store_event *e)
+/* Decisions of one answer about domains, so a scoped caller's scan looks each domain up once
+ * (events cluster on few domains); a full cache simply forgets the oldest. */
+#define SEEN_CACHE 32
+struct seen_cache {
+    char *name[SEEN_CACHE];
+    bool visible[SEEN_CACHE];
+    size_t next;
+};
+
+static void seen_cache_clear(struct seen_cache *c)
 {
+    for (size_t i = 0; i < SEEN_CACHE; i++) {
+        free(c->name[i]);
+        c->name[i] = NULL;
+    }
+}
+
+/*
+ * Events of a domain are visible to callers whose scope covers the domain, all of its names as
+ * everywhere else in the API (the event names only the primary one, so the others come from the
+ * store; a purged domain is judged by its primary name alone). Events without a domain
+ * (daemon, configuration, accounts) are visible to unscoped callers only.
+ */
+static bool event_visible(struct api_request *req, const struct store_event *e,
+                          struct seen_cache *cache)
+{
+    const struct api_caller *caller = &req->caller;
     if (!e->domain)
         return caller->scope_count == 0;
     const char *name = e->domain;
-    return api_caller_sees(caller, &name, 1);
+    if (!caller->scope_count)
+        return true;
+    for (size_t i = 0; i < SEEN_CACHE; i++) {
+        if (cache->name[i] && strcmp(cache->name[i], name) == 0)
+            return cache->visible[i];
+    }
+    struct store_domain *d = NULL;
+    bool visible = store_domain_get(req->ctx->store, name, &d) == 0
+                       ? api_caller_sees_domain(caller, d)
+                       : api_caller_sees(caller, &name, 1); /* purged: its primary name alone */
+    store_domain_free(d);
+    size_t slot = cache->next++ % SEEN_CACHE;
+    free(cache->name[slot]);
+    cache->name[slot] = strdup(name); /* NULL on failure: only a cache miss next time */
+    cache->visible[slot] = visible;
+    return visible;
 }
 
 /*
@@ -327,7 +386,9 @@ static bool event_visible(const struct api_caller *caller, const struct store_ev
 static int scan(struct api_request *req, int64_t from, size_t limit, json_t *arr, int64_t *cursor,
                 bool *cut)
 {
+    struct seen_cache cache = {0};
     size_t looked = 0;
+    int ret = 0;
     *cursor = from;
     *cut = false;
     for (;;) {
@@ -339,24 +400,25 @@ static int scan(struct api_request *req, int64_t from, size_t limit, json_t *arr
         }
         struct store_event **list = NULL;
         size_t count = 0;
-        int rc = store_event_list(req->ctx->store, *cursor, limit, &list, &count);
-        if (rc < 0)
-            return rc;
+        ret = store_event_list(req->ctx->store, *cursor, limit, &list, &count);
+        if (ret < 0)
+            break;
         size_t i;
         for (i = 0; i < count && json_array_size(arr) < limit; i++) {
-            if (event_visible(&req->caller, list[i]) &&
+            if (event_visible(req, list[i], &cache) &&
                 json_array_append_new(arr, event_json(list[i])) < 0) {
-                store_event_list_free(list, count);
-                return -ENOMEM;
+                ret = -ENOMEM;
+                break;
             }
             *cursor = list[i]->id;
         }
         looked += i;
         store_event_list_free(list, count);
-        if (count < limit)
-            break; /* the end of the log */
+        if (ret < 0 || count < limit)
+            break; /* an error, or the end of the log */
     }
-    return 0;
+    seen_cache_clear(&cache);
+    return ret;
 }
 
 /* 410 when events after AFTER were pruned, or AFTER is not from this log at all (ahead of it:

@@ -30,7 +30,9 @@ static struct store_domain *domain_from_path(struct api_request *req, const char
     }
     struct store_domain *d = NULL;
     int e = store_domain_get(req->ctx->store, name, &d);
-    if (e == 0 && !allow_removed && strcmp(d->status, DOMAIN_STATUS_REMOVED) == 0) {
+    /* Outside the caller's scope a domain does not exist: 404, never 403, so names do not leak. */
+    if (e == 0 && ((!allow_removed && strcmp(d->status, DOMAIN_STATUS_REMOVED) == 0) ||
+                   !api_caller_sees_domain(&req->caller, d))) {
         store_domain_free(d);
         d = NULL;
         e = -ENOENT;
@@ -138,8 +140,9 @@ out:
     return rc;
 }
 
-/* The one place private keys leave the daemon: only for callers the router let through with
- * the admin role (the fleet work adds scoped deployers here, not elsewhere). */
+/* Private keys leave the daemon here (and through the delivery endpoints): only for callers the
+ * router let through as deployer or admin, and only within a scoped deployer's domains
+ * (domain_from_path answers 404 outside them). */
 enum MHD_Result h_domain_key(struct api_request *req, const char *param)
 {
     enum MHD_Result rc = MHD_NO;

@@ -36,11 +36,18 @@ enum MHD_Result h_health(struct api_request *req, const char *param)
     enum MHD_Result rc = MHD_NO;
     if (!api_query_check(req, NULL, &rc))
         return rc;
+    int64_t uptime = clock_now() - req->ctx->started_at;
+    /* Daemon-wide counts and the expiring list name or size other domains: a scoped token
+     * learns only that the daemon is up. */
+    if (req->caller.scope_count)
+        return api_respond_json(req, MHD_HTTP_OK,
+                                json_pack("{s:s, s:s, s:I}", "status", "ok", "version",
+                                          CERTD_VERSION, "uptime_seconds",
+                                          (json_int_t)(uptime > 0 ? uptime : 0)));
     struct store_stats stats;
     json_t *expiring = NULL;
     if (store_stats(req->ctx->store, &stats) < 0 || !(expiring = expiring_json(req->ctx->store)))
         return api_respond_problem(req, PROBLEM_INTERNAL, "cannot read the database");
-    int64_t uptime = clock_now() - req->ctx->started_at;
     struct scheduler_stats ss = {0};
     if (req->ctx->scheduler)
         scheduler_stats(req->ctx->scheduler, &ss);

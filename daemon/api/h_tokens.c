@@ -41,13 +41,12 @@ static const char *token_status(const struct store_token *t, int64_t now)
 static json_t *token_json(const struct store_token *t, int64_t now)
 {
     json_t *domains = t->scope_json ? json_loads(t->scope_json, 0, NULL) : NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "id", t->id, "name",
-                          t->name, "role", t->role, "domains", domains ? domains : json_null(),
-                          "status", token_status(t, now), "created_at",
-                          json_time_or_null(t->created_at), "expires_at",
-                          json_time_or_null(t->expires_at), "revoked_at",
-                          json_time_or_null(t->revoked_at), "last_used_at",
-                          json_time_or_null(t->last_used_at));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "id", t->id, "name", t->name, "role",
+        t->role, "domains", domains ? domains : json_null(), "status", token_status(t, now),
+        "created_at", json_time_or_null(t->created_at), "expires_at",
+        json_time_or_null(t->expires_at), "revoked_at", json_time_or_null(t->revoked_at),
+        "last_used_at", json_time_or_null(t->last_used_at));
     return o;
 }
 
@@ -98,8 +97,8 @@ static json_t *scope_from_body(struct api_request *req, const json_t *v, enum MH
 static const struct json_field create_fields[] = {
     {"name", JSON_FIELD_STRING, true},
     {"role", JSON_FIELD_STRING, true},
-    {"domains", JSON_FIELD_STRING_ARRAY, false},   /* or null */
-    {"expires_in", JSON_FIELD_STRING, false},      /* or null */
+    {"domains", JSON_FIELD_STRING_ARRAY, false}, /* or null */
+    {"expires_in", JSON_FIELD_STRING, false},    /* or null */
 };
 
 enum MHD_Result h_tokens_create(struct api_request *req, const char *param)
@@ -189,8 +188,8 @@ enum MHD_Result h_tokens_create(struct api_request *req, const char *param)
                               .hash = tok.hash_hex,
                               .expires_at = expires_at};
     /* No domain: only unscoped callers see token events. */
-    struct store_event_in ev = {.type = "token.created", .actor = req->caller.actor,
-                                .detail_json = detail};
+    struct store_event_in ev = {
+        .type = "token.created", .actor = req->caller.actor, .detail_json = detail};
     int e = detail ? store_token_add(req->ctx->store, &row, &ev) : -ENOMEM;
     if (e == -EEXIST) {
         rc = api_respond_problem_ext(req, PROBLEM_CONFLICT, "name", name,
@@ -201,8 +200,8 @@ enum MHD_Result h_tokens_create(struct api_request *req, const char *param)
         rc = api_respond_problem(req, PROBLEM_INTERNAL, "cannot store the token");
         goto out;
     }
-    log_info("token %s (%s, %s%s) created by %s", tok.id, name, role,
-             scope ? ", scoped" : "", req->caller.actor);
+    log_info("token %s (%s, %s%s) created by %s", tok.id, name, role, scope ? ", scoped" : "",
+             req->caller.actor);
     json_t *o = token_json(stored, clock_now());
     /* The only time the token's text leaves certd. */
     if (o)
@@ -233,7 +232,8 @@ enum MHD_Result h_tokens_list(struct api_request *req, const char *param)
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, token_json(list[i], now));
     store_token_list_free(list, n);
-    return api_respond_json(req, MHD_HTTP_OK, json_pack("{s:o}", "tokens", arr ? arr : json_array()));
+    return api_respond_json(req, MHD_HTTP_OK,
+                            json_pack("{s:o}", "tokens", arr ? arr : json_array()));
 }
 
 /* The token PARAM names: its id, else the name of a token that is not revoked. */
@@ -277,8 +277,8 @@ enum MHD_Result h_token_revoke(struct api_request *req, const char *param)
     json_decref(d);
     snprintf(detail, sizeof(detail), "%s", text ? text : "{}");
     free(text);
-    struct store_event_in ev = {.type = "token.revoked", .actor = req->caller.actor,
-                                .detail_json = detail};
+    struct store_event_in ev = {
+        .type = "token.revoked", .actor = req->caller.actor, .detail_json = detail};
     e = store_token_revoke(req->ctx->store, t->id, clock_now(), &ev);
     if (e == -EALREADY) {
         rc = api_respond_problem(req, PROBLEM_CONFLICT, "token %s is already revoked", t->id);

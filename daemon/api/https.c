@@ -102,8 +102,8 @@ static int check_material(const struct config *cfg, const struct api_tls_listene
     gnutls_datum_t key = {(unsigned char *)l->key_pem, (unsigned)strlen(l->key_pem)};
     int r = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
     if (r < 0) {
-        snprintf(err, errsz, "[api.https] cert %s and key %s: %s", cfg->https.cert,
-                 cfg->https.key, gnutls_strerror(r));
+        snprintf(err, errsz, "[api.https] cert %s and key %s: %s", cfg->https.cert, cfg->https.key,
+                 gnutls_strerror(r));
         goto out;
     }
     if (l->trust_pem) {

@@ -35,16 +35,16 @@ struct index_entry {
     int64_t not_before;
     int64_t not_after;
     char *primary;
-    char **names;          /* the domain's names that the leaf carries: the ones it serves */
+    char **names; /* the domain's names that the leaf carries: the ones it serves */
     size_t name_count;
     char *serial;
     char *issuer;
     char *fingerprint;
     char *chain_pem;
     size_t chain_len;
-    char *key_pem;         /* secret */
+    char *key_pem; /* secret */
     size_t key_len;
-    char *key_json;        /* secret */
+    char *key_json; /* secret */
     size_t key_json_len;
     char etag[INDEX_ETAG_SIZE];
 };
@@ -60,15 +60,15 @@ struct map_slot {
 
 struct name_map {
     struct map_slot *slots;
-    size_t cap;            /* a power of two, or 0 */
+    size_t cap; /* a power of two, or 0 */
     size_t used;
 };
 
 struct delivery_index {
     pthread_rwlock_t lock; /* guards both maps; entries themselves are immutable */
     uint64_t seed;
-    struct name_map names;    /* served name -> entries */
-    struct name_map domains;  /* primary name -> its one entry */
+    struct name_map names;   /* served name -> entries */
+    struct name_map domains; /* primary name -> its one entry */
 
     struct store *store;
     struct events_bus *bus;
@@ -186,14 +186,24 @@ static struct index_entry *entry_build(const struct index_source *src, int *err)
         e->name_count++;
     }
 
-    /* Escaped once here with jansson, so the bundle endpoint never re-encodes the key. */
+    /* Escaped once here with jansson, so the bundle endpoint never re-encodes the key.
+     * json_dumpb writes straight into our buffer (json_dumps would leave grown-out copies of
+     * the key in freed memory), and jansson's own copy in the string is wiped before it goes. */
     json_t *s = json_stringn(e->key_pem, e->key_len);
-    char *lit = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    size_t need = s ? json_dumpb(s, NULL, 0, JSON_ENCODE_ANY) : 0;
+    e->key_json = need ? malloc(need + 1) : NULL;
+    if (e->key_json && json_dumpb(s, e->key_json, need, JSON_ENCODE_ANY) == need) {
+        e->key_json[need] = '\0';
+        e->key_json_len = need;
+    } else {
+        free(e->key_json);
+        e->key_json = NULL;
+    }
+    if (s)
+        explicit_bzero((char *)json_string_value(s), json_string_length(s));
     json_decref(s);
-    if (!lit)
+    if (!e->key_json)
         goto fail;
-    e->key_json = lit;
-    e->key_json_len = strlen(lit);
 
     index_etag_format(e->etag, e->fingerprint, e->key_id);
     *err = 0;
@@ -527,15 +537,42 @@ struct index_entry *index_lookup_domain(struct delivery_index *idx, const char *
 
 /* ---- accessors ---- */
 
-int64_t index_entry_domain_id(const struct index_entry *e) { return e->domain_id; }
-const char *index_entry_primary(const struct index_entry *e) { return e->primary; }
-const char *index_entry_etag(const struct index_entry *e) { return e->etag; }
-const char *index_entry_serial(const struct index_entry *e) { return e->serial; }
-const char *index_entry_issuer(const struct index_entry *e) { return e->issuer; }
-const char *index_entry_fingerprint(const struct index_entry *e) { return e->fingerprint; }
-int64_t index_entry_key_id(const struct index_entry *e) { return e->key_id; }
-int64_t index_entry_not_before(const struct index_entry *e) { return e->not_before; }
-int64_t index_entry_not_after(const struct index_entry *e) { return e->not_after; }
+int64_t index_entry_domain_id(const struct index_entry *e)
+{
+    return e->domain_id;
+}
+const char *index_entry_primary(const struct index_entry *e)
+{
+    return e->primary;
+}
+const char *index_entry_etag(const struct index_entry *e)
+{
+    return e->etag;
+}
+const char *index_entry_serial(const struct index_entry *e)
+{
+    return e->serial;
+}
+const char *index_entry_issuer(const struct index_entry *e)
+{
+    return e->issuer;
+}
+const char *index_entry_fingerprint(const struct index_entry *e)
+{
+    return e->fingerprint;
+}
+int64_t index_entry_key_id(const struct index_entry *e)
+{
+    return e->key_id;
+}
+int64_t index_entry_not_before(const struct index_entry *e)
+{
+    return e->not_before;
+}
+int64_t index_entry_not_after(const struct index_entry *e)
+{
+    return e->not_after;
+}
 
 const char *const *index_entry_names(const struct index_entry *e, size_t *count)
 {
@@ -713,8 +750,7 @@ static int load_all(struct delivery_index *idx, struct store *st)
         for (size_t i = 0; i < n; i++) {
             rc = load_domain(idx, st, list[i]);
             if (rc < 0) {
-                log_warning("delivery index: cannot load %s: %s", list[i]->name,
-                            strerror(-rc));
+                log_warning("delivery index: cannot load %s: %s", list[i]->name, strerror(-rc));
                 if (rc == -ENOMEM) {
                     store_domain_list_free(list, n);
                     return rc;
@@ -733,6 +769,30 @@ static int load_all(struct delivery_index *idx, struct store *st)
     return 0;
 }
 
+/* Reloads everything: the domains indexed now (dropping those gone from the store) and every
+ * managed one. For when events were pruned before the index read them. */
+static int resync(struct delivery_index *idx)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
+    pthread_rwlock_rdlock(&idx->lock);
+    names = calloc(idx->domains.used ? idx->domains.used : 1, sizeof(*names));
+    for (size_t i = 0; names && i < idx->domains.cap; i++) {
+        if (idx->domains.slots[i].name && !(names[n++] = strdup(idx->domains.slots[i].name)))
+            rc = -ENOMEM;
+    }
+    pthread_rwlock_unlock(&idx->lock);
+    if (!names)
+        return -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = index_refresh_domain(idx, idx->store, names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc < 0 ? rc : load_all(idx, idx->store);
+}
+
 /* Whether an event of TYPE can change what the index holds for its domain. */
 static bool event_relevant(const char *type)
 {
@@ -746,6 +806,17 @@ static bool event_relevant(const char *type)
  * so it is retried). */
 static int apply_events(struct delivery_index *idx)
 {
+    int64_t first = 0, cursor0 = atomic_load(&idx->cursor), last = 0;
+    if (store_event_first_id(idx->store, &first) == 0 && first > cursor0 + 1 &&
+        store_event_last_id(idx->store, &last) == 0) {
+        log_warning("delivery index: events %lld to %lld were pruned unread; reloading",
+                    (long long)cursor0 + 1, (long long)first - 1);
+        int rc = resync(idx);
+        if (rc < 0)
+            return rc;
+        /* An emptied log reports last id 0; everything before FIRST is gone either way. */
+        atomic_store(&idx->cursor, last > first - 1 ? last : first - 1);
+    }
     for (;;) {
         struct store_event **evs = NULL;
         size_t n = 0;
@@ -763,8 +834,7 @@ static int apply_events(struct delivery_index *idx)
             if (!seen) {
                 rc = index_refresh_domain(idx, idx->store, ev->domain);
                 if (rc < 0) {
-                    log_warning("delivery index: cannot reload %s: %s", ev->domain,
-                                strerror(-rc));
+                    log_warning("delivery index: cannot reload %s: %s", ev->domain, strerror(-rc));
                     break;
                 }
                 done[ndone++] = ev->domain;

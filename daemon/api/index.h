@@ -53,19 +53,19 @@ void index_free(struct delivery_index *idx);
 /* What an entry is built from. Strings are borrowed and copied. */
 struct index_source {
     int64_t domain_id;
-    const char *primary;             /* normalised primary name */
-    const char *const *names;        /* the domain's names, primary first (normalised,
-                                        wildcards as "*.example.com") */
+    const char *primary;      /* normalised primary name */
+    const char *const *names; /* the domain's names, primary first (normalised,
+                                 wildcards as "*.example.com") */
     size_t name_count;
-    const char *const *cert_names;   /* the leaf's dNSNames: of NAMES only those also here are
-                                        served (compared ASCII case-insensitively) */
+    const char *const *cert_names; /* the leaf's dNSNames: of NAMES only those also here are
+                                      served (compared ASCII case-insensitively) */
     size_t cert_name_count;
-    const char *chain_pem;           /* leaf first */
-    const char *key_pem;             /* the private key of the leaf: secret */
+    const char *chain_pem; /* leaf first */
+    const char *key_pem;   /* the private key of the leaf: secret */
     int64_t key_id;
     const char *serial;
-    const char *issuer;              /* may be NULL */
-    const char *fingerprint_sha256;  /* hex of the leaf's DER */
+    const char *issuer;             /* may be NULL */
+    const char *fingerprint_sha256; /* hex of the leaf's DER */
     int64_t not_before;
     int64_t not_after;
 };
@@ -142,7 +142,7 @@ const char *index_entry_etag(const struct index_entry *e);
 /* The chain, leaf first, NUL-terminated and ending with a newline; *LEN (optional) its length. */
 const char *index_entry_chain_pem(const struct index_entry *e, size_t *len);
 const char *index_entry_serial(const struct index_entry *e);
-const char *index_entry_issuer(const struct index_entry *e);   /* may be NULL */
+const char *index_entry_issuer(const struct index_entry *e); /* may be NULL */
 const char *index_entry_fingerprint(const struct index_entry *e);
 int64_t index_entry_key_id(const struct index_entry *e);
 int64_t index_entry_not_before(const struct index_entry *e);
@@ -151,8 +151,8 @@ int64_t index_entry_not_after(const struct index_entry *e);
 /* ---- THE one accessor of key material ---- */
 
 enum index_secret {
-    INDEX_SECRET_KEY_PEM,   /* the private key as PKCS#8 PEM, ending with a newline */
-    INDEX_SECRET_KEY_JSON,  /* the same as a JSON string literal, quotes included */
+    INDEX_SECRET_KEY_PEM,  /* the private key as PKCS#8 PEM, ending with a newline */
+    INDEX_SECRET_KEY_JSON, /* the same as a JSON string literal, quotes included */
 };
 
 /*

@@ -38,9 +38,10 @@ struct store_domain;
 
 /*
  * Whether CALLER may see a domain with NAMES (primary first): always when unscoped; otherwise
- * when one of the names equals a scope entry or is covered by a "*.suffix" entry (one label,
- * name_wildcard_matches). A domain outside the scope must answer 404, never 403, so names do
- * not leak. (auth.c)
+ * when every one of the names equals a scope entry or is covered by a "*.suffix" entry (one
+ * label, name_wildcard_matches): a certificate answers for all its names, so a caller scoped to
+ * some of them must not get it. A domain outside the scope must answer 404, never 403, so names
+ * do not leak. (auth.c)
  */
 bool api_caller_sees(const struct api_caller *caller, const char *const *names, size_t count);
 bool api_caller_sees_domain(const struct api_caller *caller, const struct store_domain *d);
@@ -165,7 +166,8 @@ enum MHD_Result h_domain_bundle(struct api_request *req, const char *param);
 enum MHD_Result h_sni(struct api_request *req, const char *param);
 /* True when an If-None-Match field of the request names ETAG (weak comparison) or is "*". */
 bool api_if_none_match(struct api_request *req, const char *etag);
-/* 304 with ETAG when api_if_none_match, else 200 with a copy of TEXT, CTYPE and ETAG. */
+/* 304 with ETAG when api_if_none_match, else 200 with a copy of TEXT (wiped once sent, so it
+ * may be a private key), CTYPE and ETAG. */
 enum MHD_Result api_respond_tagged(struct api_request *req, const char *text, const char *ctype,
                                    const char *etag);
 
@@ -175,9 +177,9 @@ struct api_feed;
 struct api_feed_wait;
 
 /* Starts the feed of a server: subscribes to CTX->events (without a bus, long-polls answer at
- * once) and starts the one thread that ends waits and prunes old events ([daemon]
- * events_retention) at start and hourly. 0 or a negative errno. */
-int api_feed_start(struct api_context *ctx, struct api_feed **out);
+ * once) and starts the one thread that ends waits and, when PRUNE, deletes old events ([daemon]
+ * events_retention) at start and hourly (one server per daemon should). 0 or a negative errno. */
+int api_feed_start(struct api_context *ctx, bool prune, struct api_feed **out);
 /* Resumes every waiting request (each then answers with what there is) and refuses new waits.
  * Call before MHD_stop_daemon, which must not find suspended connections. NULL-safe. */
 void api_feed_shutdown(struct api_feed *feed);

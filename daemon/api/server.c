@@ -204,7 +204,8 @@ static int server_start(int listen_fd, struct api_context *ctx, const struct api
         srv->is_remote = true;
         srv->remote = *remote;
     }
-    int rc = api_feed_start(ctx, &srv->feed);
+    /* One pruner is enough: the unix socket's server (always there) runs it. */
+    int rc = api_feed_start(ctx, !tls, &srv->feed);
     if (rc < 0) {
         log_error("cannot start the events feed: %s", strerror(-rc));
         close(listen_fd);

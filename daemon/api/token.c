@@ -145,7 +145,7 @@ out:
 struct limiter_slot {
     uint8_t key[16]; /* IPv6 address (IPv4 mapped), the low 64 bits cleared for IPv6 */
     bool used;
-    int64_t milli;   /* attempts left, in thousandths, as of UPDATED_MS */
+    int64_t milli; /* attempts left, in thousandths, as of UPDATED_MS */
     int64_t updated_ms;
 };
 

@@ -517,7 +517,8 @@ int store_token_add(struct store *st, const struct store_token *t,
                     const struct store_event_in *ev);
 /* The token with public id ID (revoked and expired ones too); -ENOENT when there is none. */
 int store_token_get(struct store *st, const char *id, struct store_token **out);
-/* Every token, oldest first (revoked ones too), salt and hash included: callers never show them. */
+/* Every token, oldest first (then by name; revoked ones too), salt and hash included: callers
+ * never show them. */
 int store_token_list(struct store *st, struct store_token ***out, size_t *count);
 /* Marks token ID revoked at REVOKED_AT (> 0). -ENOENT when there is none, -EALREADY when it
  * was revoked already (nothing written, no event). */

@@ -155,8 +155,8 @@ int store_token_list(struct store *st, struct store_token ***out, size_t *count)
     *out = NULL;
     *count = 0;
     pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st, "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY created_at, id",
-                            &s);
+    int ret =
+        store_prepare(st, "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY created_at, name, id", &s);
     if (ret < 0)
         goto out;
     int rc;
@@ -195,9 +195,8 @@ int store_token_revoke(struct store *st, const char *id, int64_t revoked_at,
     int ret = store_tx_begin(st);
     if (ret < 0)
         goto out;
-    ret = store_prepare(st,
-                        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                        &s);
+    ret = store_prepare(
+        st, "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", &s);
     if (ret < 0 || (ret = store_bind_text(st, s, 1, id)) < 0 ||
         (ret = store_bind_int64(st, s, 2, revoked_at)) < 0 ||
         (ret = store_step_done(st, s, "revoke token")) < 0)
