@@ -3,6 +3,7 @@
 #include "api/internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <gnutls/gnutls.h>
 #include <grp.h>
 #include <pwd.h>
@@ -20,7 +21,6 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define MAX_GROUPS 256
 /* last_used_at is for operators ("is this token still in use?"): minute precision is plenty,
  * and a write per request would put every fleet poll on the database's write lock. */
 #define TOKEN_TOUCH_INTERVAL_S 60
@@ -73,24 +73,93 @@ static bool list_has(const struct config_list *l, const char *name, unsigned lon
     return false;
 }
 
-static bool group_listed(const struct config_list *groups, gid_t gid)
+/*
+ * What the user and group databases say about a socket peer: its name and its groups with their
+ * names. Looking them up opens /etc/passwd and /etc/group (or asks NSS) every time, which cost
+ * more than the request itself on the delivery endpoints, so answers are kept for a short while.
+ * Roles are still decided from the live configuration at every request, so a reload takes
+ * effect at once; a change in the user databases takes effect within PEER_CACHE_TTL_S.
+ */
+#define PEER_CACHE_SLOTS 64
+#define PEER_CACHE_TTL_S 10
+#define PEER_NAME_MAX 64
+/* Groups of one peer that roles are looked for in; a user in more is judged by the first. */
+#define PEER_GROUPS_MAX 64
+
+struct peer_info {
+    uid_t uid;
+    gid_t gid;
+    int64_t fetched_at;                  /* 0: empty slot */
+    bool has_user;
+    char user[PEER_NAME_MAX];
+    int ngroups;
+    gid_t groups[PEER_GROUPS_MAX];
+    char group_names[PEER_GROUPS_MAX][PEER_NAME_MAX]; /* "" when the group has no name */
+};
+
+static pthread_mutex_t peer_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer_info peer_cache[PEER_CACHE_SLOTS];
+
+static void peer_lookup(uid_t uid, gid_t gid, struct peer_info *out)
 {
     char buf[8192];
-    struct group gr, *res = NULL;
-    const char *name = NULL;
-    if (getgrgid_r(gid, &gr, buf, sizeof(buf), &res) == 0 && res)
-        name = res->gr_name;
-    return list_has(groups, name, gid);
+    struct passwd pw, *pwres = NULL;
+    memset(out, 0, sizeof(*out));
+    out->uid = uid;
+    out->gid = gid;
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwres) == 0 && pwres &&
+        strlen(pwres->pw_name) < PEER_NAME_MAX) {
+        out->has_user = true;
+        memcpy(out->user, pwres->pw_name, strlen(pwres->pw_name) + 1);
+    }
+    /* The primary gid from SO_PEERCRED, then the supplementary groups from the group database,
+     * as for a login of that user (SO_PEERCRED carries only the primary gid). */
+    out->ngroups = 1;
+    out->groups[0] = gid;
+    if (out->has_user) {
+        int n = PEER_GROUPS_MAX;
+        if (getgrouplist(out->user, gid, out->groups, &n) < 0)
+            n = PEER_GROUPS_MAX; /* truncated: keep what fitted */
+        out->ngroups = n;
+    }
+    for (int i = 0; i < out->ngroups; i++) {
+        struct group gr, *res = NULL;
+        if (getgrgid_r(out->groups[i], &gr, buf, sizeof(buf), &res) == 0 && res &&
+            strlen(res->gr_name) < PEER_NAME_MAX)
+            memcpy(out->group_names[i], res->gr_name, strlen(res->gr_name) + 1);
+    }
+    out->fetched_at = clock_now();
 }
 
-/* Whether USER (uid UID) is in USERS, or any of GROUPS[0..NGROUPS) in GROUP_LIST. */
-static bool role_listed(const struct config_list *users, const struct config_list *group_list,
-                        const char *user, uid_t uid, const gid_t *groups, int ngroups)
+/* Fills OUT for the peer, from the cache when fresh. */
+static void peer_info_get(uid_t uid, gid_t gid, struct peer_info *out)
 {
-    if (list_has(users, user, uid))
+    int64_t now = clock_now();
+    size_t slot = ((size_t)uid * 2654435761u + gid) % PEER_CACHE_SLOTS;
+    pthread_mutex_lock(&peer_cache_lock);
+    struct peer_info *e = &peer_cache[slot];
+    bool fresh = e->fetched_at && e->uid == uid && e->gid == gid &&
+                 now - e->fetched_at < PEER_CACHE_TTL_S && now >= e->fetched_at;
+    if (fresh)
+        *out = *e;
+    pthread_mutex_unlock(&peer_cache_lock);
+    if (fresh)
+        return;
+    peer_lookup(uid, gid, out);
+    pthread_mutex_lock(&peer_cache_lock);
+    peer_cache[slot] = *out;
+    pthread_mutex_unlock(&peer_cache_lock);
+}
+
+/* Whether the peer is in USERS, or any of its groups in GROUP_LIST. */
+static bool role_listed(const struct config_list *users, const struct config_list *group_list,
+                        const struct peer_info *p)
+{
+    if (list_has(users, p->has_user ? p->user : NULL, p->uid))
         return true;
-    for (int i = 0; group_list->count && i < ngroups; i++) {
-        if (group_listed(group_list, groups[i]))
+    for (int i = 0; group_list->count && i < p->ngroups; i++) {
+        if (list_has(group_list, p->group_names[i][0] ? p->group_names[i] : NULL,
+                     p->groups[i]))
             return true;
     }
     return false;
@@ -99,40 +168,19 @@ static bool role_listed(const struct config_list *users, const struct config_lis
 static enum api_role decide_role(const struct config *cfg, const struct api_context *ctx,
                                  struct api_caller *c)
 {
-    char buf[8192];
-    struct passwd pw, *pwres = NULL;
-    const char *user = NULL;
-    if (getpwuid_r(c->uid, &pw, buf, sizeof(buf), &pwres) == 0 && pwres)
-        user = pwres->pw_name;
-    snprintf(c->actor, sizeof(c->actor), "uid:%lu(%s)", (unsigned long)c->uid, user ? user : "?");
+    struct peer_info p;
+    peer_info_get(c->uid, c->gid, &p);
+    snprintf(c->actor, sizeof(c->actor), "uid:%lu(%s)", (unsigned long)c->uid,
+             p.has_user ? p.user : "?");
 
     if (c->uid == 0 || c->uid == ctx->daemon_uid)
         return ROLE_ADMIN;
-
-    /* The primary gid from SO_PEERCRED, then the supplementary groups from the group database,
-     * as for a login of that user (SO_PEERCRED carries only the primary gid). Looked up only
-     * when some role is granted by group. */
-    const struct config_list *const group_lists[] = {
-        &cfg->access.admin_groups, &cfg->access.deployer_groups, &cfg->access.reader_groups};
-    bool by_group = false;
-    for (size_t i = 0; i < sizeof(group_lists) / sizeof(group_lists[0]); i++)
-        by_group = by_group || group_lists[i]->count > 0;
-    gid_t groups[MAX_GROUPS];
-    int n = 1;
-    groups[0] = c->gid;
-    if (by_group && user) {
-        n = MAX_GROUPS;
-        if (getgrouplist(user, c->gid, groups, &n) < 0)
-            n = MAX_GROUPS; /* truncated: check what fitted */
-    }
-
     /* The highest role granted wins. */
-    if (role_listed(&cfg->access.admin_users, &cfg->access.admin_groups, user, c->uid, groups, n))
+    if (role_listed(&cfg->access.admin_users, &cfg->access.admin_groups, &p))
         return ROLE_ADMIN;
-    if (role_listed(&cfg->access.deployer_users, &cfg->access.deployer_groups, user, c->uid, groups,
-                    n))
+    if (role_listed(&cfg->access.deployer_users, &cfg->access.deployer_groups, &p))
         return ROLE_DEPLOYER;
-    if (role_listed(&cfg->access.reader_users, &cfg->access.reader_groups, user, c->uid, groups, n))
+    if (role_listed(&cfg->access.reader_users, &cfg->access.reader_groups, &p))
         return ROLE_READER;
     return ROLE_NONE;
 }
