@@ -155,14 +155,12 @@ static void release_entry(void *cls)
 }
 
 struct bundle_body {
-    struct index_entry *entry;
-    char *meta;
+    struct index_entry *entry; /* held while the response is out: the iovecs point into it */
 };
 
 static void release_bundle(void *cls)
 {
     struct bundle_body *b = cls;
-    free(b->meta);
     index_entry_put(b->entry);
     free(b);
 }
@@ -217,16 +215,15 @@ enum MHD_Result h_domain_bundle(struct api_request *req, const char *param)
         return rc;
     }
     struct bundle_body *b = calloc(1, sizeof(*b));
-    char *meta = b ? bundle_meta(e) : NULL;
+    /* Rendered once per certificate and kept with the index entry. */
+    const char *meta = b ? index_entry_rendered(e, bundle_meta) : NULL;
     size_t meta_len = meta ? strlen(meta) : 0;
     if (!meta || meta_len < 2 || meta[meta_len - 1] != '}') {
-        free(meta);
         free(b);
         index_entry_put(e);
         return api_respond_problem(req, PROBLEM_INTERNAL, "cannot encode the bundle of %s", name);
     }
     b->entry = e;
-    b->meta = meta;
     /* Authorised above: the router required a deployer and the scope covers the domain. */
     size_t key_len;
     const char *key = index_entry_secret(e, INDEX_SECRET_KEY_JSON, &key_len);

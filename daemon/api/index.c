@@ -47,6 +47,7 @@ struct index_entry {
     char *key_json; /* secret */
     size_t key_json_len;
     char etag[INDEX_ETAG_SIZE];
+    _Atomic(char *) rendered; /* index_entry_rendered: built on first use, never secret */
 };
 
 /* One name and the entries reachable under it, best first. NAME NULL: an empty slot. */
@@ -94,6 +95,7 @@ static void entry_free(struct index_entry *e)
         return;
     wipe_free(e->key_pem, e->key_len);
     wipe_free(e->key_json, e->key_json_len);
+    free(atomic_load(&e->rendered));
     for (size_t i = 0; i < e->name_count; i++)
         free(e->names[i]);
     free(e->names);
@@ -907,4 +909,20 @@ void index_free(struct delivery_index *idx)
     pthread_rwlock_unlock(&idx->lock);
     pthread_rwlock_destroy(&idx->lock);
     free(idx);
+}
+
+const char *index_entry_rendered(struct index_entry *e, char *(*render)(const struct index_entry *))
+{
+    char *have = atomic_load(&e->rendered);
+    if (have)
+        return have;
+    char *built = render(e);
+    if (!built)
+        return NULL;
+    /* Two first requests may race: one rendering wins, the other is dropped. */
+    if (!atomic_compare_exchange_strong(&e->rendered, &have, built)) {
+        free(built);
+        return have;
+    }
+    return built;
 }

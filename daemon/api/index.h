@@ -139,6 +139,15 @@ const char *index_entry_primary(const struct index_entry *e);
 const char *const *index_entry_names(const struct index_entry *e, size_t *count);
 /* The entity tag of the entry's certificate and key (index_etag_format), quotes included. */
 const char *index_entry_etag(const struct index_entry *e);
+
+/*
+ * A rendering of E made by RENDER (malloc'd, NUL-terminated, never key material) on the first
+ * call and kept with the entry, so a response that depends only on the entry is built once per
+ * certificate rather than once per request. One renderer per entry (the bundle's JSON). NULL
+ * when RENDER fails. Valid while the caller holds E.
+ */
+const char *index_entry_rendered(struct index_entry *e,
+                                 char *(*render)(const struct index_entry *));
 /* The chain, leaf first, NUL-terminated and ending with a newline; *LEN (optional) its length. */
 const char *index_entry_chain_pem(const struct index_entry *e, size_t *len);
 const char *index_entry_serial(const struct index_entry *e);
