@@ -27,6 +27,9 @@ struct certctl {
     const char *socket_path;  /* for messages; the transport itself lives in http.c */
     const char *cmd_path;     /* "domain add": names the command in usage hints */
     struct http_client *http; /* set up by main before a command runs */
+    const char *url;          /* --url / $CERTD_URL: the HTTPS listener instead of the socket */
+    const char *token_file;   /* --token-file / $CERTD_TOKEN_FILE: bearer token for --url */
+    const char *ca_file;      /* --ca-file / $CERTD_CA_FILE: CA bundle verifying --url */
 };
 
 struct command {
@@ -48,6 +51,7 @@ extern const struct command cmd_cert;
 extern const struct command cmd_order;
 extern const struct command cmd_account;
 extern const struct command cmd_token;
+extern const struct command cmd_sync;
 
 /*
  * Prints "certctl: <message>" and the hint "try 'certctl <ctx->cmd_path> --help'" to stderr and

@@ -12,6 +12,12 @@
 
 struct http_config {
     const char *socket_path; /* the API's unix socket; must outlive the client */
+    /* When URL is set ("https://certd.example.net:8443", no path), requests go there instead of
+     * the socket, with "Authorization: Bearer TOKEN" when TOKEN is set and the server verified
+     * against CA_FILE (else the system's roots). The client copies all three. */
+    const char *url;
+    const char *token;
+    const char *ca_file;
 };
 
 struct http_client;
@@ -44,11 +50,19 @@ void http_response_clear(struct http_response *r);
  *   -EMSGSIZE      the response is larger than HTTP_MAX_RESPONSE
  *   -EBADMSG       the response claims to be JSON but does not parse
  *   -ETIMEDOUT     no complete answer in time
+ *   -ECANCELED     the cancel flag (http_client_set_cancel_flag) was raised
  *   -EIO           any other transport failure (e.g. the daemon closed the connection)
  *   -ENOMEM
  */
 int http_request(struct http_client *c, const char *method, const char *path, const json_t *body,
                  struct http_response *resp, char *err, size_t errsz);
+
+/*
+ * From now on, requests in progress check *FLAG about once a second and stop with -ECANCELED
+ * when it is non-zero (a signal handler sets it: a long-poll must not outlive SIGTERM). NULL
+ * turns the check off.
+ */
+void http_client_set_cancel_flag(struct http_client *c, volatile int *flag);
 
 /* Percent-encodes S for use as one URL path segment or query value (RFC 3986 §2.1: everything
  * but unreserved characters). Returns a malloc'd string, or NULL on allocation failure. */

@@ -1,16 +1,20 @@
 /* certctl: command-line client for the certd API. main takes the global options out of the
  * command line (they may appear anywhere), finds the command in the table and runs it. */
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "certctl.h"
 #include "http.h"
 
 static const char top_usage_head[] =
-    "Usage: certctl [--socket PATH] [--json] COMMAND [ARGS...]\n"
+    "Usage: certctl [--socket PATH | --url URL [--token-file F] [--ca-file F]] [--json]\n"
+    "               COMMAND [ARGS...]\n"
     "\n"
     "Command-line client for certd, the certificate management daemon.\n"
     "\n"
@@ -21,6 +25,12 @@ static const char top_usage_tail[] =
     "Global options (accepted anywhere on the command line):\n"
     "  --socket PATH        certd's API socket (default: $CERTD_SOCKET, else\n"
     "                       " CERTCTL_DEFAULT_SOCKET ")\n"
+    "  --url URL            certd's HTTPS listener (https://HOST:PORT) instead of the\n"
+    "                       socket (default: $CERTD_URL)\n"
+    "  --token-file FILE    File holding the bearer token for --url (default:\n"
+    "                       $CERTD_TOKEN_FILE)\n"
+    "  --ca-file FILE       CA bundle that verifies --url's certificate (default:\n"
+    "                       $CERTD_CA_FILE, else the system's roots)\n"
     "  --json               Print the API's JSON response instead of tables\n"
     "  -h, --help           Show help for the command given (or this text)\n"
     "  --version            Show certctl's version\n"
@@ -37,8 +47,8 @@ static const char top_usage_tail[] =
     "Run 'certctl COMMAND --help' for a command's options.\n";
 
 static const struct command *const top_commands[] = {
-    &cmd_status,  &cmd_domain, &cmd_renew,   &cmd_cert, &cmd_order,
-    &cmd_history, &cmd_events, &cmd_account, &cmd_token, NULL,
+    &cmd_status, &cmd_domain,  &cmd_renew, &cmd_cert, &cmd_order, &cmd_history,
+    &cmd_events, &cmd_account, &cmd_token, &cmd_sync, NULL,
 };
 
 void errmsg(const char *fmt, ...)
@@ -122,6 +132,52 @@ static int run_help(struct certctl *ctx, struct cli_args *args, char *pathbuf, s
     return CERTCTL_EXIT_OK;
 }
 
+/* Tokens are short; anything bigger is not a token file. */
+#define TOKEN_MAX 1024
+
+/* Reads the token in PATH into BUF (NUL-terminated, surrounding whitespace dropped). Returns 0,
+ * or a negative errno after reporting. */
+static int read_token(const char *path, char *buf, size_t bufsz)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        errmsg("cannot read token file %s: %s", path, strerror(e));
+        return -e;
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, bufsz - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            errmsg("cannot read token file %s: %s", path, strerror(e));
+            return -e;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len == bufsz - 1) {
+            close(fd);
+            errmsg("token file %s is too large", path);
+            return -EFBIG;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    while (len > 0 && strchr(" \t\r\n", buf[len - 1]))
+        buf[--len] = '\0';
+    size_t skip = strspn(buf, " \t\r\n");
+    memmove(buf, buf + skip, len - skip + 1);
+    if (!buf[0] || strpbrk(buf, " \t\r\n")) {
+        errmsg("token file %s does not hold one token", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int run(struct certctl *ctx, struct cli_args *args, char *pathbuf, size_t pathsz)
 {
     const struct command *cur = NULL;
@@ -151,8 +207,19 @@ static int run(struct certctl *ctx, struct cli_args *args, char *pathbuf, size_t
         level = cur->subs;
     }
 
-    struct http_config cfg = {.socket_path = ctx->socket_path};
-    if (http_client_new(&cfg, &ctx->http) < 0) {
+    char token[TOKEN_MAX];
+    struct http_config cfg = {
+        .socket_path = ctx->socket_path, .url = ctx->url, .ca_file = ctx->ca_file};
+    if (ctx->url && ctx->token_file) {
+        if (read_token(ctx->token_file, token, sizeof(token)) < 0) {
+            explicit_bzero(token, sizeof(token));
+            return CERTCTL_EXIT_USAGE;
+        }
+        cfg.token = token;
+    }
+    int rc = http_client_new(&cfg, &ctx->http);
+    explicit_bzero(token, sizeof(token));
+    if (rc < 0) {
         errmsg("out of memory");
         return CERTCTL_EXIT_FAILED;
     }
@@ -162,6 +229,30 @@ static int run(struct certctl *ctx, struct cli_args *args, char *pathbuf, size_t
     return ret;
 }
 
+/* A global option NAME taking a non-empty value, as "NAME VALUE" or "NAME=VALUE" at ARGV[*I]:
+ * returns 1 with *DST set (and *I past the value), 0 when ARGV[*I] is not NAME, -1 after
+ * reporting a usage error. */
+static int global_value(const char *name, int argc, char **argv, int *i, const char **dst)
+{
+    const char *a = argv[*i];
+    size_t len = strlen(name);
+    if (strncmp(a, name, len) != 0 || (a[len] != '\0' && a[len] != '='))
+        return 0;
+    if (a[len] == '=') {
+        *dst = a + len + 1;
+    } else if (*i + 1 >= argc) {
+        usage_error(NULL, "option '%s' needs a value", name);
+        return -1;
+    } else {
+        *dst = argv[++*i];
+    }
+    if (!(*dst)[0]) {
+        usage_error(NULL, "option '%s' needs a non-empty value", name);
+        return -1;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     struct certctl ctx = {.cmd_path = ""};
@@ -169,6 +260,7 @@ int main(int argc, char **argv)
     char pathbuf[128] = "";
     bool help = false, version = false, after_dd = false;
     const char *socket_opt = NULL;
+    int m;
     int ret;
 
     /* args.v moves as commands shift words off; WORDS keeps the allocation. */
@@ -198,6 +290,13 @@ int main(int argc, char **argv)
             socket_opt = argv[++i];
         } else if (strncmp(a, "--socket=", strlen("--socket=")) == 0) {
             socket_opt = a + strlen("--socket=");
+        } else if ((m = global_value("--url", argc, argv, &i, &ctx.url)) ||
+                   (m = global_value("--token-file", argc, argv, &i, &ctx.token_file)) ||
+                   (m = global_value("--ca-file", argc, argv, &i, &ctx.ca_file))) {
+            if (m < 0) {
+                ret = CERTCTL_EXIT_USAGE;
+                goto out;
+            }
         } else {
             args.v[args.n++] = argv[i];
         }
@@ -215,6 +314,23 @@ int main(int argc, char **argv)
     if (!ctx.socket_path) {
         const char *env = getenv("CERTD_SOCKET");
         ctx.socket_path = env && env[0] ? env : CERTCTL_DEFAULT_SOCKET;
+    }
+
+    if (!ctx.url) {
+        const char *env = getenv("CERTD_URL");
+        ctx.url = env && env[0] ? env : NULL;
+    }
+    if (!ctx.token_file) {
+        const char *env = getenv("CERTD_TOKEN_FILE");
+        ctx.token_file = env && env[0] ? env : NULL;
+    }
+    if (!ctx.ca_file) {
+        const char *env = getenv("CERTD_CA_FILE");
+        ctx.ca_file = env && env[0] ? env : NULL;
+    }
+    if (ctx.url && strncmp(ctx.url, "https://", strlen("https://")) != 0) {
+        ret = usage_error(NULL, "--url must be an https:// URL");
+        goto out;
     }
 
     if (help || (args.n > 0 && args.optend > 0 && strcmp(args.v[0], "help") == 0)) {
