@@ -9,18 +9,22 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "args.h"
 #include "certctl.h"
 #include "common/atomicfile.h"
 #include "common/names.h"
@@ -34,6 +38,8 @@
 #define SYNC_BACKOFF_MAX_S 30
 #define SYNC_RELOAD_ARGS_MAX 64
 #define SYNC_RELOAD_MAX 4096
+#define SYNC_HA_REPLY_MAX (16u * 1024 * 1024) /* `show ssl cert` of 100,000 files */
+#define SYNC_HA_TIMEOUT_MS 10000
 
 /* The files of one domain's folder; the ones holding the key are 0600 from creation. */
 static const char *const domain_files[] = {"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem",
@@ -48,6 +54,9 @@ struct sync_run {
     char *reload_buf; /* --reload split in place; RELOAD_ARGV points into it */
     char *reload_argv[SYNC_RELOAD_ARGS_MAX + 1];
     bool have_reload;
+    const char *ha_socket; /* --haproxy-socket: HAProxy's stats socket (admin level) */
+    json_t *ha_dirty;      /* domains written since HAProxy last took them: name -> true */
+    json_t *ha_gone;       /* domains removed since: name -> their combined.pem path */
     bool watch;
     json_t *state; /* {"version":1,"last_event_id":N|null,"domains":{NAME:{...}}} */
     bool changed;  /* files were written or removed since the last reload */
@@ -445,6 +454,11 @@ static int remove_domain(struct sync_run *run, const char *name)
     int ret = 0;
 
     if (domain_dirname(name, dirname) == 0) {
+        json_object_del(run->ha_dirty, name);
+        if (run->ha_socket &&
+            join_path(path, sizeof(path), run->out_dir, dirname, "combined.pem") == 0 &&
+            json_object_set_new(run->ha_gone, name, json_string(path)) < 0)
+            ret = -ENOMEM;
         for (size_t i = 0; i < N_DOMAIN_FILES; i++) {
             if (join_path(path, sizeof(path), run->out_dir, dirname, domain_files[i]) == 0 &&
                 unlink(path) < 0 && errno != ENOENT) {
@@ -476,6 +490,15 @@ static bool files_present(struct sync_run *run, const char *dirname)
     return true;
 }
 
+/* certd answered but refused: 401 (a token revoked, or not valid yet) and 429 (rate limit) may
+ * pass, so they stop a batch like a transport failure does (-EACCES: nothing deleted, retried
+ * with backoff by --watch) yet a one-shot sync reports them as refusals (exit 1), not as
+ * "unreachable" (exit 3). Anything else is -EIO. */
+static int refused_rc(long status)
+{
+    return status == 401 || status == 429 ? -EACCES : -EIO;
+}
+
 /* Transport failures are worth retrying (daemon restarting, network); the rest are answers. */
 static bool is_transport_error(int rc)
 {
@@ -488,9 +511,10 @@ static bool is_transport_error(int rc)
  * removed) has its folder deleted; one without a certificate yet is left as it is.
  * An event can reach us before the delivery index the bundle comes from has caught up with it
  * (it follows the same log, within a second): with WANT_SERIAL, a bundle with another serial, and
- * with WANT_GONE, a bundle at all, returns -ESTALE without writing, so the caller asks again.
- * Returns 0, -EAGAIN on a transport failure (the caller retries later), -ESTALE, or another
- * -errno (reported).
+ * with WANT_GONE, a bundle at all, returns -ESTALE without writing, so the caller asks again;
+ * so does no bundle yet with WANT_SERIAL (a domain's first certificate).
+ * Returns 0, -EAGAIN on a transport failure (the caller retries later), -EACCES when certd
+ * refused for now (401, 429), -ESTALE, or another -errno (reported).
  */
 static int sync_domain(struct sync_run *run, const char *name, const char *want_serial,
                        bool want_gone)
@@ -527,6 +551,8 @@ static int sync_domain(struct sync_run *run, const char *name, const char *want_
         const char *status = json_string_value(json_object_get(resp.json, "status"));
         if (resp.status == 404 || (resp.status == 200 && status && !strcmp(status, "removed"))) {
             ret = json_object_get(state_domains(run), name) ? remove_domain(run, name) : 0;
+        } else if (resp.status == 200 && want_serial) {
+            ret = -ESTALE; /* a first certificate the delivery index does not serve yet */
         } else if (resp.status == 200) {
             ret = 0; /* no certificate (yet, or revoked): keep what the proxy has */
         } else {
@@ -538,7 +564,7 @@ static int sync_domain(struct sync_run *run, const char *name, const char *want_
     if (resp.status != 200 || !json_is_object(resp.json)) {
         const char *detail = json_string_value(json_object_get(resp.json, "detail"));
         errmsg("sync: %s: %s", name, detail ? detail : "unexpected answer from certd");
-        ret = resp.status == 401 || resp.status == 429 ? -EAGAIN : -EIO;
+        ret = refused_rc(resp.status);
         goto out;
     }
 
@@ -582,6 +608,12 @@ static int sync_domain(struct sync_run *run, const char *name, const char *want_
         goto out;
     }
     run->changed = true;
+    if (run->ha_socket &&
+        (json_object_set_new(run->ha_dirty, bname, json_true()) < 0 ||
+         (json_object_get(run->ha_gone, bname) && json_object_del(run->ha_gone, bname) < 0))) {
+        ret = -ENOMEM;
+        goto out;
+    }
     printf("updated: %s (serial %s)\n", bname, serial);
     ret = 0;
 out:
@@ -665,8 +697,455 @@ out:
     return ret;
 }
 
-/* Ends a batch: the crt-list, the state file, and the reload when anything changed. Returns 0,
- * or -1 when one of them failed (reported). */
+/* ---- HAProxy's runtime API (--haproxy-socket) ------------------------------------------------ */
+
+/*
+ * HAProxy 2.6's CLI on its stats socket: one command per connection (without `prompt` the
+ * connection closes after the answer), a payload after "<<" ending at the first empty line.
+ * Certificates are named by the path HAProxy loaded them from, which is the path in the
+ * crt-list we write. Debian's 2.6.12 keeps a single certificate transaction for the whole
+ * process and answers a `set` for file B while A's is pending with "Transaction updated for
+ * certificate A" (the commit then installs B's certificate under A; fixed upstream in 2024):
+ * hence strictly one operation at a time, stale transactions aborted first and every answer
+ * checked for the file it must name.
+ */
+
+/*
+ * Sends CMD (and, when not NULL, PAYLOAD after "<<", with its empty lines dropped: an empty
+ * line would end the payload early and HAProxy would run the rest as commands) over a new
+ * connection to the socket, and reads the answer until HAProxy closes, at most
+ * SYNC_HA_REPLY_MAX bytes (a longer answer is cut there: only listings grow that long, and
+ * what they are read for comes first), waiting SYNC_HA_TIMEOUT_MS at most for each part.
+ * *REPLY is malloc'd and NUL-terminated. Returns 0 or -errno (reported).
+ */
+static int ha_command(struct sync_run *run, const char *cmd, const char *payload, char **reply)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char *msg = NULL, *ans = NULL;
+    size_t msg_len = 0, ans_len = 0;
+    int fd = -1, ret;
+
+    *reply = NULL;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", run->ha_socket);
+    ret = buf_append(&msg, &msg_len, cmd, strlen(cmd));
+    if (ret == 0 && payload) {
+        ret = buf_append(&msg, &msg_len, " <<\n", 4);
+        for (const char *l = payload; ret == 0 && *l;) {
+            const char *nl = strchr(l, '\n');
+            size_t n = nl ? (size_t)(nl - l) : strlen(l);
+            size_t k = n;
+            while (k && (l[k - 1] == '\r' || l[k - 1] == ' ' || l[k - 1] == '\t'))
+                k--;
+            if (k && buf_append(&msg, &msg_len, l, k) == 0)
+                ret = buf_append(&msg, &msg_len, "\n", 1);
+            else if (k)
+                ret = -ENOMEM;
+            l += n + (nl ? 1 : 0);
+        }
+    }
+    if (ret == 0)
+        ret = buf_append(&msg, &msg_len, "\n", 1); /* ends the command, or the payload */
+    if (ret < 0)
+        goto out;
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        ret = -errno;
+        errmsg("sync: HAProxy socket %s: %s", run->ha_socket, strerror(errno));
+        goto out;
+    }
+    for (size_t off = 0; off < msg_len;) {
+        ssize_t n = send(fd, msg + off, msg_len - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = -errno;
+            errmsg("sync: HAProxy socket %s: %s", run->ha_socket, strerror(errno));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    /* Answers (listings) can reach megabytes: read into a buffer that doubles, straight. */
+    size_t cap = 0;
+    while (ans_len < SYNC_HA_REPLY_MAX) {
+        if (cap - ans_len < 4096 + 1) {
+            size_t ncap = cap ? cap * 2 : 16384;
+            char *p = realloc(ans, ncap);
+            if (!p) {
+                ret = -ENOMEM;
+                break;
+            }
+            ans = p;
+            cap = ncap;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, SYNC_HA_TIMEOUT_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            ret = pr < 0 ? -errno : -ETIMEDOUT;
+            errmsg("sync: HAProxy socket %s: no answer to '%s'", run->ha_socket, cmd);
+            break;
+        }
+        size_t want = SYNC_HA_REPLY_MAX - ans_len;
+        ssize_t n = recv(fd, ans + ans_len, want < 4096 ? want : 4096, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = -errno;
+            errmsg("sync: HAProxy socket %s: %s", run->ha_socket, strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        ans_len += (size_t)n;
+    }
+    if (ret == 0 && !ans && !(ans = malloc(1)))
+        ret = -ENOMEM;
+    if (ret == 0)
+        ans[ans_len] = '\0';
+    if (ret == 0) {
+        *reply = ans;
+        ans = NULL;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    buf_free(msg, msg_len); /* it holds the private key */
+    free(ans);
+    if (ret == -ENOMEM)
+        errmsg("out of memory");
+    return ret;
+}
+
+/* True when TEXT has a line that is exactly LINE (with PREFIX: that starts with LINE). */
+static bool has_line(const char *text, const char *line, bool prefix)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if ((len == n || (prefix && len > n)) && memcmp(p, line, n) == 0)
+            return true;
+        p = nl ? nl + 1 : NULL;
+    }
+    return false;
+}
+
+/* TMPL with its "%s" (if any) replaced by F, into OUT (cut to fit). Not a printf format: F is
+ * a path and may hold '%'. */
+static void fill_in(char *out, size_t sz, const char *tmpl, const char *f)
+{
+    const char *at = strstr(tmpl, "%s");
+    if (!at)
+        snprintf(out, sz, "%s", tmpl);
+    else
+        snprintf(out, sz, "%.*s%s%s", (int)(at - tmpl), tmpl, f, at + 2);
+}
+
+/* What an answer must hold (ha_expect). */
+enum ha_check {
+    HA_EXACT = 0,   /* a line that is EXPECT (or ALT) */
+    HA_PREFIX = 1,  /* a line starting with it (where the rest names the crt-list) */
+    HA_SUCCESS = 2, /* flag: and a line "Success!" (commit, add) */
+};
+
+/*
+ * Runs CMD (with PAYLOAD) and checks the answer against EXPECT, or ALT when not NULL, as CHECK
+ * says. Both are templates with one %s for F, the file the operation is about, so an answer about
+ * another file is a failure. Returns 0, -EPROTO (the answer reported) or another -errno
+ * (reported).
+ */
+static int ha_expect(struct sync_run *run, const char *cmd, const char *payload, const char *f,
+                     const char *expect, const char *alt, int check)
+{
+    char want[PATH_MAX + 128], want2[PATH_MAX + 128], *reply = NULL;
+    bool prefix = check & HA_PREFIX;
+    int ret = ha_command(run, cmd, payload, &reply);
+    if (ret < 0)
+        return ret;
+    fill_in(want, sizeof(want), expect, f);
+    if (alt)
+        fill_in(want2, sizeof(want2), alt, f);
+    if ((!has_line(reply, want, prefix) && !(alt && has_line(reply, want2, prefix))) ||
+        ((check & HA_SUCCESS) && !has_line(reply, "Success!", false))) {
+        size_t n = strcspn(reply, "\n");
+        errmsg("sync: HAProxy: '%s' answered: %.*s", cmd, (int)(n > 300 ? 300 : n), reply);
+        ret = -EPROTO;
+    }
+    free(reply);
+    return ret;
+}
+
+/* Reads the file at PATH (at most 1 MiB) into a malloc'd NUL-terminated *BUF. Returns 0 or
+ * -errno (reported). */
+static int read_small_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    char chunk[4096];
+    size_t n;
+    int ret = 0;
+
+    *buf = NULL;
+    *len = 0;
+    if (!f) {
+        errmsg("sync: cannot read %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    ret = buf_append(buf, len, "", 0);
+    while (ret == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        ret = *len + n > 1024 * 1024 ? -EFBIG : buf_append(buf, len, chunk, n);
+    }
+    explicit_bzero(chunk, sizeof(chunk));
+    if (ret == 0 && ferror(f))
+        ret = -EIO;
+    fclose(f);
+    if (ret < 0) {
+        errmsg("sync: cannot read %s: %s", path, strerror(-ret));
+        buf_free(*buf, *len);
+        *buf = NULL;
+    }
+    return ret;
+}
+
+/*
+ * The crt-list as HAProxy knows it (`show ssl crt-list` names each list by the path in its
+ * configuration, which may differ from ours by symlinks): the one resolving to
+ * DIR/haproxy.crt-list, into LIST. Returns 0, -ENOENT (reported) or another -errno.
+ */
+static int ha_find_crtlist(struct sync_run *run, char list[PATH_MAX])
+{
+    char ours[PATH_MAX], *reply = NULL;
+    int ret = join_path(ours, sizeof(ours), run->out_dir, SYNC_CRTLIST_FILE, NULL);
+    if (ret < 0 || (ret = ha_command(run, "show ssl crt-list", NULL, &reply)) < 0)
+        return ret;
+    ret = -ENOENT;
+    for (char *save = NULL, *l = strtok_r(reply, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char real[PATH_MAX];
+        if (l[0] == '/' && (strcmp(l, ours) == 0 || (realpath(l, real) && !strcmp(real, ours))) &&
+            strlen(l) < PATH_MAX) {
+            memcpy(list, l, strlen(l) + 1);
+            ret = 0;
+            break;
+        }
+    }
+    if (ret < 0)
+        errmsg("sync: HAProxy loads no crt-list %s (bind ... ssl crt-list %s)", ours, ours);
+    free(reply);
+    return ret;
+}
+
+/*
+ * What HAProxy holds now: aborts any pending certificate transaction (a leftover would capture
+ * our next `set`), and fills STORE with the certificate files it knows (name -> true) and LINES
+ * with LIST's entries (file -> [[line number, "filters"], ...]). Returns 0 or -errno.
+ */
+static int ha_snapshot(struct sync_run *run, const char *list, json_t *store, json_t *lines)
+{
+    char cmd[PATH_MAX + 64], *reply = NULL;
+    int ret = ha_command(run, "show ssl cert", NULL, &reply);
+    if (ret < 0)
+        return ret;
+    bool in_tx = false;
+    for (char *save = NULL, *l = strtok_r(reply, "\n", &save); l && ret == 0;
+         l = strtok_r(NULL, "\n", &save)) {
+        if (l[0] == '#') {
+            in_tx = strcmp(l, "# transaction") == 0;
+        } else if (in_tx && l[0] == '*') {
+            snprintf(cmd, sizeof(cmd), "abort ssl cert %s", l + 1);
+            ret = ha_expect(run, cmd, NULL, l + 1, "Transaction aborted for certificate '%s'!",
+                            "No ongoing transaction!", HA_EXACT);
+        } else if (l[0] == '/') {
+            json_object_set_new(store, l, json_true());
+        }
+    }
+    free(reply);
+    if (ret < 0)
+        return ret;
+    snprintf(cmd, sizeof(cmd), "show ssl crt-list -n %s", list);
+    if ((ret = ha_command(run, cmd, NULL, &reply)) < 0)
+        return ret;
+    /* "FILE:LINE filters..."; FILE is ours, without blanks or colons. */
+    for (char *save = NULL, *l = strtok_r(reply, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *sp = strchr(l, ' '), *colon;
+        if (l[0] != '/')
+            continue;
+        if (sp)
+            *sp = '\0';
+        colon = strrchr(l, ':');
+        long num;
+        if (!colon)
+            continue;
+        *colon = '\0';
+        if (!args_parse_long(colon + 1, 1, INT_MAX, &num))
+            continue;
+        json_t *arr = json_object_get(lines, l);
+        if (!arr) {
+            arr = json_array();
+            json_object_set_new(lines, l, arr);
+        }
+        json_array_append_new(arr, json_pack("[I, s]", (json_int_t)num, sp ? sp + 1 : ""));
+    }
+    free(reply);
+    return 0;
+}
+
+/* Deletes FILE's entries from LIST (ENTRIES as ha_snapshot gives them), last line first. */
+static int ha_del_entries(struct sync_run *run, const char *list, const char *file, json_t *entries)
+{
+    char cmd[2 * PATH_MAX + 64];
+    int ret = 0;
+    for (size_t i = json_array_size(entries); i-- > 0;) {
+        json_int_t num = json_integer_value(json_array_get(json_array_get(entries, i), 0));
+        snprintf(cmd, sizeof(cmd), "del ssl crt-list %s %s:%" JSON_INTEGER_FORMAT, list, file, num);
+        int r = ha_expect(run, cmd, NULL, file, "Entry '%s' deleted in crtlist '", NULL, HA_PREFIX);
+        if (r < 0)
+            ret = r;
+    }
+    return ret;
+}
+
+/*
+ * Installs domain NAME's combined.pem (written already) into HAProxy: `set` + `commit` for a file
+ * it has; `new ssl cert` first for one it has not; and `add ssl crt-list` (after deleting a stale
+ * entry when the names changed) when LIST has no entry with the domain's names. Returns 0 or
+ * -errno (reported).
+ */
+static int ha_install(struct sync_run *run, const char *list, const char *name, json_t *store,
+                      json_t *lines)
+{
+    json_t *e = json_object_get(state_domains(run), name);
+    const char *dir = json_string_value(json_object_get(e, "dir"));
+    json_t *names = json_object_get(e, "names");
+    char file[PATH_MAX], cmd[2 * PATH_MAX + 64], *pem = NULL, *filters = NULL, *entry = NULL;
+    size_t pem_len = 0, filters_len = 0, entry_len = 0;
+    int ret;
+
+    if (!dir)
+        return 0; /* removed meanwhile */
+    if ((ret = join_path(file, sizeof(file), run->out_dir, dir, "combined.pem")) < 0 ||
+        (ret = read_small_file(file, &pem, &pem_len)) < 0)
+        goto out;
+    if (!json_object_get(store, file)) {
+        snprintf(cmd, sizeof(cmd), "new ssl cert %s", file);
+        ret = ha_expect(run, cmd, NULL, file, "New empty certificate store '%s'!",
+                        "Certificate '%s' already exists!", HA_EXACT);
+        if (ret < 0)
+            goto out;
+    }
+    snprintf(cmd, sizeof(cmd), "set ssl cert %s", file);
+    ret = ha_expect(run, cmd, pem, file, "Transaction created for certificate %s!",
+                    "Transaction updated for certificate %s!", HA_EXACT);
+    if (ret == 0) {
+        snprintf(cmd, sizeof(cmd), "commit ssl cert %s", file);
+        /* "Committing FILE" then a dot per place it is used, then "Success!" */
+        ret = ha_expect(run, cmd, NULL, file, "Committing %s", NULL, HA_PREFIX | HA_SUCCESS);
+    }
+    if (ret < 0) {
+        /* Leave no transaction behind for the next `set` to fall into. */
+        char *reply = NULL;
+        snprintf(cmd, sizeof(cmd), "abort ssl cert %s", file);
+        if (ha_command(run, cmd, NULL, &reply) == 0)
+            free(reply);
+        goto out;
+    }
+
+    ret = -ENOMEM;
+    if (buf_append(&filters, &filters_len, "", 0) < 0)
+        goto out;
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *nm = json_string_value(json_array_get(names, i));
+        if (!nm)
+            continue;
+        if ((filters_len && buf_append(&filters, &filters_len, " ", 1) < 0) ||
+            buf_append(&filters, &filters_len, nm, strlen(nm)) < 0)
+            goto out;
+    }
+    json_t *have = json_object_get(lines, file);
+    if (json_array_size(have) == 1 &&
+        !strcmp(json_string_value(json_array_get(json_array_get(have, 0), 1)), filters)) {
+        ret = 0;
+        goto out;
+    }
+    if ((ret = ha_del_entries(run, list, file, have)) < 0)
+        goto out;
+    ret = -ENOMEM;
+    if (buf_append(&entry, &entry_len, file, strlen(file)) < 0 ||
+        buf_append(&entry, &entry_len, " ", 1) < 0 ||
+        buf_append(&entry, &entry_len, filters, filters_len) < 0)
+        goto out;
+    snprintf(cmd, sizeof(cmd), "add ssl crt-list %s", list);
+    ret = ha_expect(run, cmd, entry, file, "Inserting certificate '%s' in crt-list '", NULL,
+                    HA_PREFIX | HA_SUCCESS);
+out:
+    buf_free(pem, pem_len);
+    free(filters);
+    free(entry);
+    return ret;
+}
+
+/* Takes the combined.pem FILE of a removed domain out of LIST and HAProxy's memory. */
+static int ha_uninstall(struct sync_run *run, const char *list, const char *file, json_t *store,
+                        json_t *lines)
+{
+    char cmd[PATH_MAX + 64];
+    int ret = ha_del_entries(run, list, file, json_object_get(lines, file));
+    if (ret == 0 && json_object_get(store, file)) {
+        snprintf(cmd, sizeof(cmd), "del ssl cert %s", file);
+        ret = ha_expect(run, cmd, NULL, file, "Certificate '%s' deleted!", NULL, HA_EXACT);
+    }
+    return ret;
+}
+
+/*
+ * Applies the batch's changes (RUN->ha_dirty, RUN->ha_gone) through the runtime API, one
+ * operation at a time. What succeeded is dropped from the sets, what failed stays for the next
+ * batch. Returns 0 when everything went in, else -1 (reported).
+ */
+static int ha_apply(struct sync_run *run)
+{
+    json_t *store = json_object(), *lines = json_object();
+    char list[PATH_MAX];
+    const char *k;
+    void *tmp;
+    json_t *v;
+    int ret = -1;
+
+    if (!store || !lines)
+        goto out;
+    if (ha_find_crtlist(run, list) < 0 || ha_snapshot(run, list, store, lines) < 0)
+        goto out;
+    ret = 0;
+    json_object_foreach_safe(run->ha_dirty, tmp, k, v)
+    {
+        if (ha_install(run, list, k, store, lines) < 0) {
+            ret = -1;
+            continue;
+        }
+        printf("haproxy: updated %s\n", k);
+        json_object_del(run->ha_dirty, k);
+    }
+    json_object_foreach_safe(run->ha_gone, tmp, k, v)
+    {
+        if (ha_uninstall(run, list, json_string_value(v), store, lines) < 0) {
+            ret = -1;
+            continue;
+        }
+        printf("haproxy: removed %s\n", k);
+        json_object_del(run->ha_gone, k);
+    }
+out:
+    json_decref(store);
+    json_decref(lines);
+    return ret;
+}
+
+/*
+ * Ends a batch: the crt-list, the state file, then, when anything changed, HAProxy's runtime
+ * update (--haproxy-socket) and the reload command (without a socket, or as the fallback when
+ * the runtime update failed). Changes the runtime update could not apply are tried again at the
+ * next batch unless a reload took them in. Returns 0, or -1 when one of them failed (reported).
+ */
 static int finish_batch(struct sync_run *run)
 {
     int ret = 0;
@@ -674,17 +1153,34 @@ static int finish_batch(struct sync_run *run)
         ret = -1;
     if (state_save(run) < 0)
         ret = -1;
-    if (run->changed) {
+    bool pending = json_object_size(run->ha_dirty) || json_object_size(run->ha_gone);
+    if (run->changed || pending) {
+        bool need_reload = run->changed;
         run->changed = false;
-        if (run_reload(run) < 0)
-            ret = -1;
+        if (run->ha_socket && pending) {
+            need_reload = ha_apply(run) < 0;
+            if (need_reload && run->have_reload)
+                errmsg("sync: HAProxy's runtime update failed; running the reload command");
+            else if (need_reload)
+                ret = -1;
+        } else if (run->ha_socket) {
+            need_reload = false; /* only the crt-list's order changed: nothing for HAProxy */
+        }
+        if (need_reload && run->have_reload) {
+            if (run_reload(run) < 0)
+                ret = -1;
+            else if (run->ha_socket) {
+                json_object_clear(run->ha_dirty);
+                json_object_clear(run->ha_gone);
+            }
+        }
     }
     return ret;
 }
 
 /*
  * Adds the names of every domain the caller can see (GET /v1/domains, all pages) to NAMES.
- * Returns 0, -EAGAIN on a transport failure or -EIO (reported).
+ * Returns 0, -EAGAIN on a transport failure, -EACCES (401, 429) or -EIO (reported).
  */
 static int list_domains(struct sync_run *run, json_t *names)
 {
@@ -716,7 +1212,7 @@ static int list_domains(struct sync_run *run, json_t *names)
         if (resp.status != 200 || !json_is_array(list)) {
             const char *detail = json_string_value(json_object_get(resp.json, "detail"));
             errmsg("sync: listing domains: %s", detail ? detail : "unexpected answer");
-            ret = resp.status == 401 || resp.status == 429 ? -EAGAIN : -EIO;
+            ret = refused_rc(resp.status);
             http_response_clear(&resp);
             break;
         }
@@ -740,7 +1236,8 @@ static int list_domains(struct sync_run *run, json_t *names)
 /*
  * A full resynchronisation: every selected domain compared and written as needed, folders of
  * domains that no longer exist deleted, then the batch ended. Returns 0, -EAGAIN when certd
- * could not be reached (nothing was deleted then) or -EIO when some domains failed.
+ * could not be reached or -EACCES when it refused for now (nothing was deleted then), or -EIO
+ * when some domains failed.
  */
 static int full_sync(struct sync_run *run)
 {
@@ -764,8 +1261,8 @@ static int full_sync(struct sync_run *run)
     json_array_foreach(names, i, v)
     {
         rc = sync_domain(run, json_string_value(v), NULL, false);
-        if (rc == -EAGAIN) {
-            ret = -EAGAIN;
+        if (rc == -EAGAIN || rc == -EACCES) {
+            ret = rc;
             goto out;
         }
         if (rc < 0)
@@ -814,7 +1311,7 @@ static int get_events(struct sync_run *run, int64_t after, int wait_s, struct ht
 }
 
 /* The feed's current end, for a fresh follower: pages through the kept events without acting
- * on them (the full sync that follows covers them). Returns 0 or -EAGAIN/-EIO. */
+ * on them (the full sync that follows covers them). Returns 0 or -EAGAIN/-EACCES/-EIO. */
 static int catch_up_cursor(struct sync_run *run, int64_t *out)
 {
     int64_t after = 0;
@@ -827,7 +1324,7 @@ static int catch_up_cursor(struct sync_run *run, int64_t *out)
         json_t *events = json_object_get(resp.json, "events");
         if ((resp.status != 200 && resp.status != 410) || !json_is_integer(last)) {
             errmsg("sync: reading the change feed: HTTP %ld", resp.status);
-            rc = resp.status == 401 || resp.status == 429 ? -EAGAIN : -EIO;
+            rc = refused_rc(resp.status);
             http_response_clear(&resp);
             return rc;
         }
@@ -853,7 +1350,7 @@ static bool event_matters(const char *type)
 /*
  * Syncs each domain EVENTS name once, expecting what its last event says (a new serial, or the
  * domain gone), asking again for up to 10 s while the bundle lags behind the event. Returns 0
- * or -EAGAIN on a transport failure.
+ * or -EAGAIN/-EACCES when certd could not be reached or refused for now.
  */
 static int sync_events(struct sync_run *run, json_t *events)
 {
@@ -888,8 +1385,8 @@ static int sync_events(struct sync_run *run, json_t *events)
             struct timespec ts = {0, 200 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
-        if (r == -EAGAIN)
-            rc = -EAGAIN;
+        if (r == -EAGAIN || r == -EACCES)
+            rc = r;
     }
     json_decref(want);
     return rc;
@@ -964,7 +1461,8 @@ static int watch(struct sync_run *run)
 /* ---- the command ------------------------------------------------------------------------- */
 
 static const struct opt_spec sync_opts[] = {
-    {"--out-dir", true}, {"--domains", true}, {"--reload", true}, {"--watch", false}, {NULL, false},
+    {"--out-dir", true}, {"--domains", true},        {"--reload", true},
+    {"--watch", false},  {"--haproxy-socket", true}, {NULL, false},
 };
 
 /* Parses --domains "a.example.com,*.b.example.com" into normalised names. */
@@ -1032,6 +1530,9 @@ static int run_sync(struct certctl *ctx, struct cli_args *args)
         case 3:
             run.watch = true;
             break;
+        case 4:
+            run.ha_socket = val;
+            break;
         }
     }
     if (!out_dir || !out_dir[0]) {
@@ -1056,7 +1557,16 @@ static int run_sync(struct certctl *ctx, struct cli_args *args)
         }
         run.have_reload = true;
     }
+    if (run.ha_socket && (!run.ha_socket[0] ||
+                          strlen(run.ha_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))) {
+        usage_error(ctx, "--haproxy-socket: empty, or too long for a unix socket path");
+        goto out;
+    }
     ret = CERTCTL_EXIT_FAILED;
+    if (run.ha_socket && (!(run.ha_dirty = json_object()) || !(run.ha_gone = json_object()))) {
+        errmsg("out of memory");
+        goto out;
+    }
     if (mkdir(out_dir, 0755) < 0 && errno != EEXIST) {
         errmsg("sync: cannot create %s: %s", out_dir, strerror(errno));
         goto out;
@@ -1095,6 +1605,8 @@ out:
     free(run.only);
     free(run.reload_buf);
     json_decref(run.state);
+    json_decref(run.ha_dirty);
+    json_decref(run.ha_gone);
     return ret;
 }
 
@@ -1102,6 +1614,7 @@ const struct command cmd_sync = {
     .name = "sync",
     .summary = "Write certificates and keys as files for nginx/HAProxy",
     .usage = "Usage: certctl sync --out-dir DIR [--domains LIST] [--reload CMD] [--watch]\n"
+             "                    [--haproxy-socket PATH]\n"
              "\n"
              "Writes each domain's current certificate and key into DIR/NAME/ (a wildcard\n"
              "*.example.com into DIR/_.example.com/): cert.pem (the leaf), chain.pem (the\n"
@@ -1124,6 +1637,12 @@ const struct command cmd_sync = {
              "                   domain when its certificate changes or it is removed; retry\n"
              "                   with backoff (1 s to 30 s) while certd is unreachable; exit 0\n"
              "                   on SIGTERM or SIGINT\n"
+             "  --haproxy-socket PATH\n"
+             "                   Also update HAProxy through its runtime API (stats socket\n"
+             "                   at admin level) without a reload: changed certificates are\n"
+             "                   replaced, new domains added to the crt-list, removed ones\n"
+             "                   taken out. HAProxy must load DIR/haproxy.crt-list. When that\n"
+             "                   fails, --reload CMD runs instead (if given)\n"
              "\n"
              "Needs the deployer role (keys). With --url, --token-file and --ca-file (global\n"
              "options) it talks to certd's HTTPS listener with a token instead of the socket.\n",

@@ -3,7 +3,10 @@
 # `certctl sync` keeps (DIR/haproxy.crt-list naming each DIR/NAME/combined.pem with its server
 # names), SNI choosing the certificate: a client trusting only Pebble's root verifies each name
 # and gets certd's certificate; after a renewal, `certctl sync --watch` with a reload command
-# (SIGUSR2 to HAProxy's master process) delivers the new one with no manual step.
+# (SIGUSR2 to HAProxy's master process) delivers the new one with no manual step. Then the
+# runtime API: `sync --watch --haproxy-socket` with no reload command updates a renewal, adds a
+# new domain and removes one in HAProxy's memory (same worker, uptime growing), and two renewals
+# back to back, with a stale transaction pending, each land under their own name (2.6.12's bug).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pebble.sh"
 
@@ -118,6 +121,120 @@ kill -TERM "$WATCH_PID"
 rc=0; wait "$WATCH_PID" || rc=$?
 WATCH_PID=
 check_eq "sync --watch exits 0 on SIGTERM" 0 "$rc"
+kill -TERM "$HAPROXY_PID" 2>/dev/null || true
+wait "$HAPROXY_PID" 2>/dev/null || true
+HAPROXY_PID=
+
+# --- the runtime API: sync --watch --haproxy-socket, no reload ---------------------------------
+# HAProxy with an admin stats socket; certctl replaces certificates (set/commit ssl cert), adds
+# new domains (new ssl cert + add ssl crt-list) and takes removed ones out, all in memory.
+SOCK=$T_DIR/haproxy.sock
+cat > "$HA/haproxy-rt.cfg" <<EOF
+global
+    master-worker
+    pidfile $HA/haproxy-rt.pid
+    stats socket $SOCK mode 600 level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe_https
+    bind 127.0.0.1:$PORT ssl crt-list $OUT/haproxy.crt-list
+    http-request return status 200 content-type text/plain lf-string "served %[ssl_fc_sni]\n"
+EOF
+check "the runtime-API configuration is valid" "$HAPROXY_BIN" -c -q -f "$HA/haproxy-rt.cfg"
+"$HAPROXY_BIN" -db -f "$HA/haproxy-rt.cfg" >>"$HA/haproxy-rt.log" 2>&1 &
+HAPROXY_PID=$!
+if ! wait_for 10 "[ -S '$SOCK' ] && ss -Htln | awk '{print \$4}' | grep -qx '127.0.0.1:$PORT'"; then
+    fail "haproxy (runtime API) listens on 127.0.0.1:$PORT" "$(tail -n 20 "$HA/haproxy-rt.log")"
+    finish
+fi
+hactl() { printf '%s\n' "$1" | socat -t 5 - "UNIX-CONNECT:$SOCK"; }
+info() { hactl "show info" | awk -F': ' -v k="$1" '$1 == k {print $2}'; }
+file_fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f'; }
+master_pid=$(cat "$HA/haproxy-rt.pid")
+worker_pid=$(info Pid)
+uptime0=$(info Uptime_sec)
+check "HAProxy's worker answers on the stats socket" test -n "$worker_pid"
+check_eq "the pidfile names the master we started" "$HAPROXY_PID" "$master_pid"
+sleep 1 # uptime must be seen to grow
+
+"$CERTCTL_BIN" sync --out-dir "$OUT" --watch --haproxy-socket "$SOCK" > "$T_DIR/watch-rt.log" 2>&1 &
+WATCH_PID=$!
+old_fp=$(stored_fp alpha.example.com)
+cc renew alpha.example.com >/dev/null
+check "alpha.example.com renewed" wait_for 60 "[ \"\$(stored_fp alpha.example.com)\" != '$old_fp' ]"
+new_fp=$(stored_fp alpha.example.com)
+check "HAProxy serves the renewal through the runtime API within 15 s" wait_for 15 \
+    "[ \"\$(served_fp alpha.example.com)\" = '$new_fp' ]"
+check_eq "and it verifies with Pebble's root" "served alpha.example.com" "$(https_get alpha.example.com 2>&1)"
+check "sync reported the runtime update" grep -qx 'haproxy: updated alpha.example.com' "$T_DIR/watch-rt.log"
+check_eq "the files on disk carry it too" "$new_fp" "$(file_fp "$OUT/alpha.example.com/cert.pem")"
+check_eq "HAProxy's worker was not replaced (same PID)" "$worker_pid" "$(info Pid)"
+check "and its uptime kept growing (no reload)" test "$(info Uptime_sec)" -gt "$uptime0"
+check_eq "the master is the same process" "$master_pid" "$(cat "$HA/haproxy-rt.pid")"
+check "the master is alive" kill -0 "$master_pid"
+
+# A domain added later: new ssl cert + add ssl crt-list.
+cc domain add delta.example.com --challenge http-01 >/dev/null
+check "delta.example.com issued" wait_active delta.example.com
+delta_fp=$(stored_fp delta.example.com)
+check "HAProxy serves the new domain within 15 s (no reload)" wait_for 15 \
+    "[ \"\$(served_fp delta.example.com)\" = '$delta_fp' ]"
+check_eq "and it verifies" "served delta.example.com" "$(https_get delta.example.com 2>&1)"
+check_match "HAProxy's crt-list holds it with its name" "$OUT/delta.example.com/combined.pem:[0-9]+ delta.example.com" \
+    "$(hactl "show ssl crt-list -n $OUT/haproxy.crt-list")"
+check "the crt-list on disk names it too" grep -qx "$OUT/delta.example.com/combined.pem delta.example.com" "$OUT/haproxy.crt-list"
+
+# HAProxy 2.6.12's transaction bug: a pending update for one file captures the next `set` for
+# another ("Transaction updated for certificate <the first>") and the commit installs it under
+# the first name. Leave a stale one behind (the wildcard's file with beta's certificate), then
+# renew alpha and beta back to back: each name must serve its own, the wildcard too.
+gamma_fp=$(stored_fp '*.gamma.example.com')
+stale=$(printf 'set ssl cert %s <<\n%s\n\n' "$OUT/_.gamma.example.com/combined.pem" \
+    "$(cat "$OUT/beta.example.com/combined.pem")" | socat -t 5 - "UNIX-CONNECT:$SOCK")
+check_match "a stale transaction for the wildcard's file is pending" "Transaction created" "$stale"
+old_a=$(stored_fp alpha.example.com)
+old_b=$(stored_fp beta.example.com)
+cc renew alpha.example.com >/dev/null
+cc renew beta.example.com >/dev/null
+check "both renewed" wait_for 60 \
+    "[ \"\$(stored_fp alpha.example.com)\" != '$old_a' ] && [ \"\$(stored_fp beta.example.com)\" != '$old_b' ]"
+new_a=$(stored_fp alpha.example.com)
+new_b=$(stored_fp beta.example.com)
+check "alpha serves alpha's new certificate" wait_for 15 "[ \"\$(served_fp alpha.example.com)\" = '$new_a' ]"
+check "beta serves beta's new certificate" wait_for 15 "[ \"\$(served_fp www.beta.example.com)\" = '$new_b' ]"
+check_eq "alpha verifies" "served alpha.example.com" "$(https_get alpha.example.com 2>&1)"
+check_eq "beta verifies" "served beta.example.com" "$(https_get beta.example.com 2>&1)"
+check_eq "delta still serves its own" "$delta_fp" "$(served_fp delta.example.com)"
+check_eq "the wildcard still serves its own" "$gamma_fp" "$(served_fp q.gamma.example.com)"
+check "no runtime command was refused (the stale transaction was aborted first)" \
+    sh -c "! grep -q 'HAProxy' '$T_DIR/watch-rt.log'"
+check "no transaction is left pending" sh -c "! printf 'show ssl cert\n' | socat -t 5 - 'UNIX-CONNECT:$SOCK' | grep -q '^# transaction'"
+
+# A removed domain leaves HAProxy's memory too (del ssl crt-list, del ssl cert).
+cc domain remove delta.example.com >/dev/null
+check "delta's folder is deleted" wait_for 15 "[ ! -e '$OUT/delta.example.com' ]"
+check "HAProxy forgets delta's certificate" wait_for 10 \
+    "! printf 'show ssl cert\n' | socat -t 5 - 'UNIX-CONNECT:$SOCK' | grep -q delta.example.com"
+check "and no longer serves it for delta.example.com" test "$(served_fp delta.example.com)" != "$delta_fp"
+check_eq "after all that, HAProxy's worker is still the same process" "$worker_pid" "$(info Pid)"
+
+kill -TERM "$WATCH_PID"
+rc=0; wait "$WATCH_PID" || rc=$?
+WATCH_PID=
+check_eq "sync --watch --haproxy-socket exits 0 on SIGTERM" 0 "$rc"
+
+# A one-shot sync with a socket nobody listens on and no --reload fails (exit 1); the files are
+# written all the same.
+old_fp=$(stored_fp alpha.example.com)
+cc renew alpha.example.com >/dev/null
+check "alpha renewed once more" wait_for 60 "[ \"\$(stored_fp alpha.example.com)\" != '$old_fp' ]"
+rc=0; cc sync --out-dir "$OUT" --haproxy-socket "$T_DIR/nobody.sock" > "$T_DIR/sync-nosock.out" 2>&1 || rc=$?
+check_eq "an unreachable HAProxy socket without --reload: exit 1" 1 "$rc"
+check_eq "the new files are written anyway" "$(stored_fp alpha.example.com)" "$(file_fp "$OUT/alpha.example.com/cert.pem")"
+
 kill -TERM "$HAPROXY_PID" 2>/dev/null || true
 wait "$HAPROXY_PID" 2>/dev/null || true
 HAPROXY_PID=

@@ -150,7 +150,7 @@ check_eq "over --url: the same key" "$(cat "$OUT/sync.example.com/privkey.pem")"
 check "over --url: the removed wildcard is not there" test ! -e "$T_DIR/out2/_.wild.example.com"
 echo "certd_bogus_token" > "$T_DIR/bad-token"
 rc=0; remote "$T_DIR/bad-token" sync --out-dir "$T_DIR/out3" > "$T_DIR/sync-bad.out" 2>&1 || rc=$?
-check "a wrong token fails" test "$rc" -ne 0
+check_eq "a wrong token (401) exits 1, not 3" 1 "$rc"
 check "and writes no key" test ! -e "$T_DIR/out3/sync.example.com/privkey.pem"
 cc token create reader1 --role reader --json | jq -r .token > "$T_DIR/rtoken"
 rc=0; remote "$T_DIR/rtoken" sync --out-dir "$T_DIR/out4" --domains sync.example.com > "$T_DIR/sync-r.out" 2>&1 || rc=$?
