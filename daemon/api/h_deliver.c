@@ -96,36 +96,15 @@ static enum MHD_Result respond_not_modified(struct api_request *req, const char 
     return queue_tagged(req, MHD_HTTP_NOT_MODIFIED, resp, NULL, etag);
 }
 
-/* A body copy that is wiped when MHD lets go of it: the key endpoint sends private keys. */
-struct wiped_body {
-    size_t len;
-    char data[];
-};
-
-static void wiped_body_free(void *cls)
-{
-    struct wiped_body *b = cls;
-    explicit_bzero(b->data, b->len);
-    free(b);
-}
-
 enum MHD_Result api_respond_tagged(struct api_request *req, const char *text, const char *ctype,
                                    const char *etag)
 {
     if (api_if_none_match(req, etag))
         return respond_not_modified(req, etag);
-    size_t len = strlen(text);
-    struct wiped_body *b = malloc(sizeof(*b) + len);
-    if (!b)
+    /* The key endpoint sends private keys through here: a copy wiped after sending. */
+    struct MHD_Response *resp = api_response_wiped(text, strlen(text));
+    if (!resp)
         return MHD_NO;
-    b->len = len;
-    memcpy(b->data, text, len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback_cls(len, b->data, wiped_body_free, b);
-    if (!resp) {
-        wiped_body_free(b);
-        return MHD_NO;
-    }
     return queue_tagged(req, MHD_HTTP_OK, resp, ctype, etag);
 }
 

@@ -207,7 +207,7 @@ enum MHD_Result h_tokens_create(struct api_request *req, const char *param)
     if (o)
         json_object_set_new(o, "token", json_string(tok.text));
     snprintf(location, sizeof(location), "/v1/tokens/%s", tok.id);
-    rc = api_respond_json_steal(req, MHD_HTTP_CREATED, o, location);
+    rc = api_respond_json_secret(req, MHD_HTTP_CREATED, o, "token", location);
 out:
     token_new_wipe(&tok);
     store_token_free(stored);

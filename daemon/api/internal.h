@@ -108,6 +108,15 @@ const char *api_role_name(enum api_role role);
 
 enum MHD_Result api_respond_json(struct api_request *req, unsigned status, json_t *body);
 /* Steals BODY, which may be NULL for an empty response. */
+/*
+ * For answers carrying a secret (a new token, a private key): the body is sent from a copy that
+ * is wiped once libmicrohttpd is done with it. api_response_wiped makes such a response of DATA;
+ * api_respond_json_secret steals BODY, wipes jansson's copy of its SECRET_MEMBER string and the
+ * dumped text, and queues the answer.
+ */
+struct MHD_Response *api_response_wiped(const char *data, size_t len);
+enum MHD_Result api_respond_json_secret(struct api_request *req, unsigned status, json_t *body,
+                                        const char *secret_member, const char *location);
 enum MHD_Result api_respond_json_steal(struct api_request *req, unsigned status, json_t *body,
                                        const char *location);
 enum MHD_Result api_respond_empty(struct api_request *req, unsigned status);

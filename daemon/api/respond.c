@@ -8,6 +8,22 @@
 #include "common/jsonutil.h"
 #include "core/log.h"
 
+/* Adds the headers every answer carries and queues RESP (which this function releases). */
+static enum MHD_Result queue_response(struct api_request *req, unsigned status,
+                                      struct MHD_Response *resp, const char *content_type,
+                                      const char *location)
+{
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    /* State changes under the caller's feet; nothing here may be cached by a proxy. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 static enum MHD_Result queue(struct api_request *req, unsigned status, char *text,
                              const char *content_type, const char *location)
 {
@@ -19,15 +35,53 @@ static enum MHD_Result queue(struct api_request *req, unsigned status, char *tex
         free(text);
         return MHD_NO;
     }
-    if (content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (location)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
-    /* State changes under the caller's feet; nothing here may be cached by a proxy. */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return queue_response(req, status, resp, content_type, location);
+}
+
+/* A body copy that is wiped when libmicrohttpd lets go of it. */
+struct wiped_body {
+    size_t len;
+    char data[];
+};
+
+static void wiped_body_free(void *cls)
+{
+    struct wiped_body *b = cls;
+    explicit_bzero(b->data, b->len);
+    free(b);
+}
+
+struct MHD_Response *api_response_wiped(const char *data, size_t len)
+{
+    struct wiped_body *b = malloc(sizeof(*b) + len);
+    if (!b)
+        return NULL;
+    b->len = len;
+    memcpy(b->data, data, len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, b->data, wiped_body_free, b);
+    if (!resp)
+        wiped_body_free(b);
+    return resp;
+}
+
+enum MHD_Result api_respond_json_secret(struct api_request *req, unsigned status, json_t *body,
+                                        const char *secret_member, const char *location)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    /* jansson's own copy of the secret, then the text it was dumped into. */
+    json_t *secret = body ? json_object_get(body, secret_member) : NULL;
+    if (json_is_string(secret))
+        explicit_bzero((char *)json_string_value(secret), json_string_length(secret));
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp = api_response_wiped(text, strlen(text));
+    explicit_bzero(text, strlen(text));
+    free(text);
+    if (!resp)
+        return MHD_NO;
+    return queue_response(req, status, resp, "application/json", location);
 }
 
 enum MHD_Result api_respond_json_steal(struct api_request *req, unsigned status, json_t *body,
