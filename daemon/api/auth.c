@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/token.h"
+#include "api/token_cache.h"
 #include "common/names.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -215,39 +216,6 @@ static enum api_role role_from_name(const char *s)
     return ROLE_NONE;
 }
 
-/* Copies the token's scope (a JSON array of strings, checked by the store) into CALLER. An
- * empty array would mean "unscoped" to api_caller_sees, so it is refused as corrupt. */
-static int scope_load(const char *scope_json, struct api_caller *caller)
-{
-    if (!scope_json)
-        return 0;
-    json_t *arr = json_loads(scope_json, 0, NULL);
-    size_t n = json_array_size(arr);
-    int ret = -EINVAL;
-    if (!json_is_array(arr) || n == 0 || n > NAMES_MAX * 10)
-        goto out;
-    ret = -ENOMEM;
-    caller->scope = calloc(n, sizeof(*caller->scope));
-    if (!caller->scope)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        const char *entry = json_string_value(json_array_get(arr, i));
-        if (!entry) {
-            ret = -EINVAL;
-            goto out;
-        }
-        if (!(caller->scope[i] = strdup(entry)))
-            goto out;
-        caller->scope_count = i + 1;
-    }
-    ret = 0;
-out:
-    json_decref(arr);
-    if (ret < 0)
-        api_caller_clear(caller);
-    return ret;
-}
-
 /*
  * The token the request carries, copied to OUT (wipe it after use): from "Authorization: Bearer
  * TOKEN" or as the password of "Authorization: Basic" (any user name). Returns 0, -ENOENT when
@@ -323,7 +291,7 @@ static int identify_token(struct api_request *req, struct api_caller *caller)
 {
     char text[TOKEN_LEN + 1], id[TOKEN_ID_LEN + 1], secret[TOKEN_SECRET_LEN + 1];
     char why[96];
-    struct store_token *t = NULL;
+    struct token_view t = {0};
     int ret = -EACCES;
 
     caller->pid = 0;
@@ -333,7 +301,8 @@ static int identify_token(struct api_request *req, struct api_caller *caller)
     snprintf(caller->actor, sizeof(caller->actor), "remote:%s", req->peer);
     secret[0] = '\0';
 
-    if (!auth_limiter_allowed(req->remote->limiter, req->peer, clock_monotonic_ms(), NULL)) {
+    int64_t now_ms = clock_monotonic_ms();
+    if (!auth_limiter_allowed(req->remote->limiter, req->peer, now_ms, NULL)) {
         log_debug("refusing %s: too many failed authentications", req->peer);
         ret = -EAGAIN;
         goto out;
@@ -352,47 +321,50 @@ static int identify_token(struct api_request *req, struct api_caller *caller)
         auth_failed(req, "malformed credentials");
         goto out;
     }
-    e = store_token_get(req->ctx->store, id, &t);
+    e = token_cache_get(req->remote->tokens, req->ctx->store, id, now_ms, &t);
     if (e == -ENOENT) {
         snprintf(why, sizeof(why), "unknown token id %s", id);
         auth_failed(req, why);
         goto out;
     }
+    if (e == -EINVAL) {
+        log_error("token %s has an unreadable row; refusing it", id);
+        goto out;
+    }
     if (e < 0) {
         log_error("cannot read token %s: %s", id, strerror(-e));
-        ret = -EIO;
+        ret = e == -ENOMEM ? -ENOMEM : -EIO;
         goto out;
     }
     int64_t now = clock_now();
     const char *bad = NULL;
     /* The secret is checked first, so the log never confirms that a guessed id is revoked. */
-    if (!token_secret_matches(secret, t->salt, t->hash))
+    if (!token_secret_matches(secret, t.salt, t.hash))
         bad = "wrong secret";
-    else if (t->revoked_at)
+    else if (t.revoked_at)
         bad = "revoked";
-    else if (t->expires_at && t->expires_at <= now)
+    else if (t.expires_at && t.expires_at <= now)
         bad = "expired";
-    else if (role_from_name(t->role) == ROLE_NONE)
+    else if (role_from_name(t.role) == ROLE_NONE)
         bad = "unknown role";
     if (bad) {
         snprintf(why, sizeof(why), "token id %s: %s", id, bad);
         auth_failed(req, why);
         goto out;
     }
-    if ((e = scope_load(t->scope_json, caller)) < 0) {
-        log_error("token %s has an unreadable scope; refusing it", id);
-        ret = e == -ENOMEM ? -ENOMEM : -EACCES;
-        goto out;
-    }
-    caller->role = role_from_name(t->role);
-    snprintf(caller->actor, sizeof(caller->actor), "token:%s(%.32s)", t->id, t->name);
-    if (now - t->last_used_at >= TOKEN_TOUCH_INTERVAL_S)
-        store_token_touch(req->ctx->store, t->id, now);
+    caller->role = role_from_name(t.role);
+    caller->scope = t.scope; /* moved: the request owns it from here */
+    caller->scope_count = t.scope_count;
+    t.scope = NULL;
+    t.scope_count = 0;
+    snprintf(caller->actor, sizeof(caller->actor), "token:%s(%s)", t.id, t.name);
+    if (token_cache_touch_due(req->remote->tokens, t.id, now, TOKEN_TOUCH_INTERVAL_S))
+        store_token_touch(req->ctx->store, t.id, now);
     ret = 0;
 out:
     gnutls_memset(text, 0, sizeof(text));
     gnutls_memset(secret, 0, sizeof(secret));
-    store_token_free(t);
+    token_view_clear(&t);
     return ret;
 }
 

@@ -1,7 +1,8 @@
 /* Fleet delivery: a domain's bundle (chain and key as JSON) and the SNI lookup that proxies such
  * as Caddy's get_certificate http call during handshakes. Both answer from the delivery index
- * alone (api/index.h), never from the store, and hand the key material to MHD without copying:
- * the response keeps a reference on the index entry and drops it when MHD is done with it. */
+ * alone (api/index.h), never from the store, with a body rendered once per certificate and kept
+ * in the index entry, handed to MHD without copying: the response keeps a reference on the entry
+ * and drops it when MHD is done with it. */
 #include "api/internal.h"
 
 #include <errno.h>
@@ -126,26 +127,26 @@ static bool entry_visible(const struct index_entry *e, void *ctx)
     return api_caller_sees(caller, names, n);
 }
 
-/* ---- zero-copy bodies ---- */
+/* ---- bodies (index_entry_body renderers) ---- */
 
-static void release_entry(void *cls)
+/* Leaf first, then the intermediates, then the key: what Caddy's PEM bundle parser and
+ * nginx/HAProxy's combined files take. */
+static char *render_sni(const struct index_entry *e)
 {
-    index_entry_put(cls);
+    size_t chain_len, key_len;
+    const char *chain = index_entry_chain_pem(e, &chain_len);
+    /* Reached only through a lookup the router and the scope check let through. */
+    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_PEM, &key_len);
+    char *body = malloc(chain_len + key_len + 1);
+    if (!body)
+        return NULL;
+    memcpy(body, chain, chain_len);
+    memcpy(body + chain_len, key, key_len);
+    body[chain_len + key_len] = '\0';
+    return body;
 }
 
-struct bundle_body {
-    struct index_entry *entry; /* held while the response is out: the iovecs point into it */
-};
-
-static void release_bundle(void *cls)
-{
-    struct bundle_body *b = cls;
-    index_entry_put(b->entry);
-    free(b);
-}
-
-/* Everything of the bundle but the key, as a JSON object whose closing brace the caller drops
- * to append the key member. Not secret. */
+/* Everything of the bundle but the key, as a JSON object. Not secret. */
 static char *bundle_meta(const struct index_entry *e)
 {
     size_t count, chain_len;
@@ -165,6 +166,69 @@ static char *bundle_meta(const struct index_entry *e)
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(o);
     return text;
+}
+
+/* The metadata object with the key spliced in as its last member: the key is escaped once, in
+ * the index (INDEX_SECRET_KEY_JSON), and never passes through jansson's buffers here. */
+static char *render_bundle(const struct index_entry *e)
+{
+    static const char key_member[] = ",\"private_key\":";
+    static const char tail[] = "}\n";
+    char *meta = bundle_meta(e);
+    size_t meta_len = meta ? strlen(meta) : 0;
+    char *body = NULL;
+    if (meta_len < 2 || meta[meta_len - 1] != '}')
+        goto out;
+    size_t key_len;
+    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_JSON, &key_len);
+    size_t head = meta_len - 1; /* without its closing brace */
+    size_t len = head + sizeof(key_member) - 1 + key_len + sizeof(tail) - 1;
+    if (!(body = malloc(len + 1)))
+        goto out;
+    char *p = body;
+    memcpy(p, meta, head);
+    p += head;
+    memcpy(p, key_member, sizeof(key_member) - 1);
+    p += sizeof(key_member) - 1;
+    memcpy(p, key, key_len);
+    p += key_len;
+    memcpy(p, tail, sizeof(tail)); /* with its NUL */
+out:
+    free(meta);
+    return body;
+}
+
+static void release_entry(void *cls)
+{
+    index_entry_put(cls);
+}
+
+/* Answers 200 with E's body WHAT (or 304 when the client has it), the response holding E's
+ * reference (taken over from the caller) as long as MHD needs the bytes. */
+static enum MHD_Result respond_entry(struct api_request *req, struct index_entry *e,
+                                     enum index_body what, char *(*render)(const struct index_entry *),
+                                     const char *ctype)
+{
+    const char *etag = index_entry_etag(e);
+    if (api_if_none_match(req, etag)) {
+        enum MHD_Result rc = respond_not_modified(req, etag);
+        index_entry_put(e);
+        return rc;
+    }
+    size_t len;
+    const char *body = index_entry_body(e, what, render, &len);
+    if (!body) {
+        index_entry_put(e);
+        return api_respond_problem(req, PROBLEM_INTERNAL, "cannot render the answer");
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body, release_entry, e);
+    if (!resp) {
+        index_entry_put(e);
+        return MHD_NO;
+    }
+    /* ETAG points into the entry, which RESP keeps alive. */
+    return queue_tagged(req, MHD_HTTP_OK, resp, ctype, etag);
 }
 
 /* ---- GET /v1/domains/{name}/bundle ---- */
@@ -187,40 +251,8 @@ enum MHD_Result h_domain_bundle(struct api_request *req, const char *param)
         return api_respond_problem_ext(req, PROBLEM_NOT_FOUND, "name", name,
                                        "no certificate for %s", name);
     }
-    const char *etag = index_entry_etag(e);
-    if (api_if_none_match(req, etag)) {
-        rc = respond_not_modified(req, etag);
-        index_entry_put(e);
-        return rc;
-    }
-    struct bundle_body *b = calloc(1, sizeof(*b));
-    /* Rendered once per certificate and kept with the index entry. */
-    const char *meta = b ? index_entry_rendered(e, bundle_meta) : NULL;
-    size_t meta_len = meta ? strlen(meta) : 0;
-    if (!meta || meta_len < 2 || meta[meta_len - 1] != '}') {
-        free(b);
-        index_entry_put(e);
-        return api_respond_problem(req, PROBLEM_INTERNAL, "cannot encode the bundle of %s", name);
-    }
-    b->entry = e;
-    /* Authorised above: the router required a deployer and the scope covers the domain. */
-    size_t key_len;
-    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_JSON, &key_len);
-    static const char key_member[] = ",\"private_key\":";
-    static const char tail[] = "}\n";
-    const struct MHD_IoVec iov[] = {
-        {meta, meta_len - 1}, /* without its closing brace */
-        {key_member, sizeof(key_member) - 1},
-        {key, key_len},
-        {tail, sizeof(tail) - 1},
-    };
-    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, 4, release_bundle, b);
-    if (!resp) {
-        release_bundle(b);
-        return MHD_NO;
-    }
-    /* ETAG points into the entry, which B keeps alive as long as RESP. */
-    return queue_tagged(req, MHD_HTTP_OK, resp, "application/json", etag);
+    /* Authorised: the router required a deployer and the scope covers the domain. */
+    return respond_entry(req, e, INDEX_BODY_BUNDLE, render_bundle, "application/json");
 }
 
 /* ---- GET /v1/sni?server_name=HOST ---- */
@@ -252,23 +284,6 @@ enum MHD_Result h_sni(struct api_request *req, const char *param)
     if (!e)
         return api_respond_problem_ext(req, PROBLEM_NOT_FOUND, "name", host,
                                        "no certificate for %s", host);
-    const char *etag = index_entry_etag(e);
-    if (api_if_none_match(req, etag)) {
-        rc = respond_not_modified(req, etag);
-        index_entry_put(e);
-        return rc;
-    }
-    size_t chain_len, key_len;
-    const char *chain = index_entry_chain_pem(e, &chain_len);
-    /* Authorised above: the router required a deployer and the scope covers the entry. */
-    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_PEM, &key_len);
-    /* Leaf first, then the intermediates, then the key: what Caddy's PEM bundle parser and
-     * nginx/HAProxy's combined files take. */
-    const struct MHD_IoVec iov[] = {{chain, chain_len}, {key, key_len}};
-    struct MHD_Response *resp = MHD_create_response_from_iovec(iov, 2, release_entry, e);
-    if (!resp) {
-        index_entry_put(e);
-        return MHD_NO;
-    }
-    return queue_tagged(req, MHD_HTTP_OK, resp, "application/x-pem-file", etag);
+    /* Authorised: the router required a deployer and the scope covers the entry. */
+    return respond_entry(req, e, INDEX_BODY_SNI, render_sni, "application/x-pem-file");
 }

@@ -47,7 +47,7 @@ struct index_entry {
     char *key_json; /* secret */
     size_t key_json_len;
     char etag[INDEX_ETAG_SIZE];
-    _Atomic(char *) rendered; /* index_entry_rendered: built on first use, never secret */
+    _Atomic(char *) bodies[INDEX_BODY_KINDS]; /* index_entry_body: built on first use; secret */
 };
 
 /* One name and the entries reachable under it, best first. NAME NULL: an empty slot. */
@@ -95,7 +95,11 @@ static void entry_free(struct index_entry *e)
         return;
     wipe_free(e->key_pem, e->key_len);
     wipe_free(e->key_json, e->key_json_len);
-    free(atomic_load(&e->rendered));
+    for (size_t i = 0; i < INDEX_BODY_KINDS; i++) {
+        char *body = atomic_load(&e->bodies[i]);
+        if (body)
+            wipe_free(body, strlen(body));
+    }
     for (size_t i = 0; i < e->name_count; i++)
         free(e->names[i]);
     free(e->names);
@@ -911,18 +915,23 @@ void index_free(struct delivery_index *idx)
     free(idx);
 }
 
-const char *index_entry_rendered(struct index_entry *e, char *(*render)(const struct index_entry *))
+const char *index_entry_body(struct index_entry *e, enum index_body what,
+                             char *(*render)(const struct index_entry *), size_t *len)
 {
-    char *have = atomic_load(&e->rendered);
-    if (have)
-        return have;
-    char *built = render(e);
-    if (!built)
+    if ((unsigned)what >= INDEX_BODY_KINDS)
         return NULL;
-    /* Two first requests may race: one rendering wins, the other is dropped. */
-    if (!atomic_compare_exchange_strong(&e->rendered, &have, built)) {
-        free(built);
-        return have;
+    char *have = atomic_load(&e->bodies[what]);
+    if (!have) {
+        char *built = render(e);
+        if (!built)
+            return NULL;
+        /* Two first requests may race: one rendering wins, the other is wiped. */
+        if (atomic_compare_exchange_strong(&e->bodies[what], &have, built))
+            have = built;
+        else
+            wipe_free(built, strlen(built));
     }
-    return built;
+    if (len)
+        *len = strlen(have);
+    return have;
 }

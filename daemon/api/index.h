@@ -140,14 +140,6 @@ const char *const *index_entry_names(const struct index_entry *e, size_t *count)
 /* The entity tag of the entry's certificate and key (index_etag_format), quotes included. */
 const char *index_entry_etag(const struct index_entry *e);
 
-/*
- * A rendering of E made by RENDER (malloc'd, NUL-terminated, never key material) on the first
- * call and kept with the entry, so a response that depends only on the entry is built once per
- * certificate rather than once per request. One renderer per entry (the bundle's JSON). NULL
- * when RENDER fails. Valid while the caller holds E.
- */
-const char *index_entry_rendered(struct index_entry *e,
-                                 char *(*render)(const struct index_entry *));
 /* The chain, leaf first, NUL-terminated and ending with a newline; *LEN (optional) its length. */
 const char *index_entry_chain_pem(const struct index_entry *e, size_t *len);
 const char *index_entry_serial(const struct index_entry *e);
@@ -171,5 +163,25 @@ enum index_secret {
  * response, never copy, log or keep it.
  */
 const char *index_entry_secret(const struct index_entry *e, enum index_secret what, size_t *len);
+
+/*
+ * Answers built from E once and kept with it, so that serving an entry costs no rendering, and
+ * sent as one buffer (libmicrohttpd sends every piece of a scattered body as its own TLS record).
+ * They hold the private key: the rules of index_entry_secret apply, and they are wiped when the
+ * entry is freed.
+ */
+enum index_body {
+    INDEX_BODY_SNI,    /* GET /v1/sni */
+    INDEX_BODY_BUNDLE, /* GET /v1/domains/{name}/bundle */
+    INDEX_BODY_KINDS
+};
+
+/*
+ * The body WHAT of E: made by RENDER (malloc'd, NUL-terminated; it may call index_entry_secret)
+ * on the first call, the same bytes afterwards; *LEN (optional) its length. NULL when RENDER
+ * fails. Valid while the caller holds E.
+ */
+const char *index_entry_body(struct index_entry *e, enum index_body what,
+                             char *(*render)(const struct index_entry *), size_t *len);
 
 #endif

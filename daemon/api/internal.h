@@ -51,6 +51,7 @@ struct auth_limiter;
 /* What the HTTPS listener adds to its requests (server.c); NULL on the unix socket. */
 struct api_remote {
     struct auth_limiter *limiter;   /* failed authentications per client address */
+    struct token_cache *tokens;     /* token rows read by earlier requests */
     bool verify_client_cert;        /* [api.https] client_ca: a verified certificate required */
 };
 

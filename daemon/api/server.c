@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api/token.h"
+#include "api/token_cache.h"
 #include "core/confhold.h"
 #include "core/log.h"
 
@@ -242,15 +243,18 @@ int api_server_start_https(struct api_tls_listener *l, struct api_context *ctx,
                            struct api_server **out)
 {
     struct api_remote remote = {.limiter = auth_limiter_new(),
+                                .tokens = token_cache_new(),
                                 .verify_client_cert = l->trust_pem != NULL};
     struct api_server *srv = NULL;
     int fd = l->fd;
     l->fd = -1; /* server_start owns it from here */
-    int rc = remote.limiter ? server_start(fd, ctx, l, &remote, &srv) : -ENOMEM;
+    bool made = remote.limiter && remote.tokens;
+    int rc = made ? server_start(fd, ctx, l, &remote, &srv) : -ENOMEM;
     if (rc < 0) {
-        if (!remote.limiter)
+        if (!made)
             close(fd);
         auth_limiter_free(remote.limiter);
+        token_cache_free(remote.tokens);
         api_tls_listener_free(l);
         return rc;
     }
@@ -276,6 +280,7 @@ void api_server_stop(struct api_server *srv)
     api_feed_free(srv->feed);
     api_tls_listener_free(srv->tls);
     auth_limiter_free(srv->remote.limiter);
+    token_cache_free(srv->remote.tokens);
     free(srv);
 }
 

@@ -197,22 +197,37 @@ static int64_t slot_level(const struct limiter_slot *s, int64_t now_ms)
     return level > FULL_MILLI ? FULL_MILLI : level;
 }
 
+/* Addresses go to one of AUTH_LIMITER_SLOTS / LIMITER_WAYS sets by a hash of their key, so a
+ * check looks at LIMITER_WAYS slots, not at the whole table: every request on the HTTPS listener
+ * makes one. */
+#define LIMITER_WAYS 8
+
+static struct limiter_slot *set_of(struct auth_limiter *l, const uint8_t key[16])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return &l->slots[(h % (AUTH_LIMITER_SLOTS / LIMITER_WAYS)) * LIMITER_WAYS];
+}
+
 static struct limiter_slot *slot_find(struct auth_limiter *l, const uint8_t key[16])
 {
-    for (size_t i = 0; i < AUTH_LIMITER_SLOTS; i++) {
-        if (l->slots[i].used && memcmp(l->slots[i].key, key, 16) == 0)
-            return &l->slots[i];
+    struct limiter_slot *set = set_of(l, key);
+    for (size_t i = 0; i < LIMITER_WAYS; i++) {
+        if (set[i].used && memcmp(set[i].key, key, 16) == 0)
+            return &set[i];
     }
     return NULL;
 }
 
-/* A slot for a new address: a free one, else one whose bucket has refilled (it holds nothing
- * an absent slot would not), else the one least recently failed. */
-static struct limiter_slot *slot_take(struct auth_limiter *l, int64_t now_ms)
+/* A slot for a new address in its set: a free one, else one whose bucket has refilled (it holds
+ * nothing an absent slot would not), else the one least recently failed. */
+static struct limiter_slot *slot_take(struct auth_limiter *l, const uint8_t key[16],
+                                      int64_t now_ms)
 {
-    struct limiter_slot *oldest = &l->slots[0];
-    for (size_t i = 0; i < AUTH_LIMITER_SLOTS; i++) {
-        struct limiter_slot *s = &l->slots[i];
+    struct limiter_slot *set = set_of(l, key), *oldest = &set[0];
+    for (size_t i = 0; i < LIMITER_WAYS; i++) {
+        struct limiter_slot *s = &set[i];
         if (!s->used || slot_level(s, now_ms) >= FULL_MILLI)
             return s;
         if (s->updated_ms < oldest->updated_ms)
@@ -249,7 +264,7 @@ bool auth_limiter_fail(struct auth_limiter *l, const char *addr, int64_t now_ms)
     if (s) {
         level = slot_level(s, now_ms);
     } else {
-        s = slot_take(l, now_ms);
+        s = slot_take(l, key, now_ms);
         memcpy(s->key, key, 16);
         s->used = true;
         level = FULL_MILLI;

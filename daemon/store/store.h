@@ -527,6 +527,13 @@ int store_token_revoke(struct store *st, const char *id, int64_t revoked_at,
 /* Records that token ID authenticated a request at WHEN. No event: routine. -ENOENT when there
  * is no such token. */
 int store_token_touch(struct store *st, const char *id, int64_t when);
+/*
+ * A number that changes whenever a token is added or revoked through this store (a touch does
+ * not count). Whoever caches tokens reads it before reading a token and drops what it cached
+ * under an older number. It covers only this process's writes: a cache must also bound the age
+ * of its entries for backends shared between nodes.
+ */
+uint64_t store_token_generation(struct store *st);
 void store_token_free(struct store_token *t);
 void store_token_list_free(struct store_token **list, size_t count);
 

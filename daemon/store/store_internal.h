@@ -23,6 +23,8 @@ struct store {
     store_event_hook event_hook;
     void *event_hook_ctx;
     int64_t pending_event_id; /* highest event id inserted in the open transaction, 0 if none */
+    /* store_token_generation: bumped after every committed change to a token other than a touch. */
+    _Atomic uint64_t token_generation;
 };
 
 /* Fires the event hook for what the last commit added; the caller holds the lock. */

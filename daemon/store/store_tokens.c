@@ -43,6 +43,11 @@ static bool scope_ok(const char *s)
     return ok;
 }
 
+uint64_t store_token_generation(struct store *st)
+{
+    return st->token_generation;
+}
+
 void store_token_free(struct store_token *t)
 {
     if (!t)
@@ -114,7 +119,8 @@ int store_token_add(struct store *st, const struct store_token *t, const struct 
         goto out;
     if ((ret = store_event_insert(st, ev, NULL)) < 0)
         goto out;
-    ret = store_tx_commit(st);
+    if ((ret = store_tx_commit(st)) == 0)
+        st->token_generation++;
 out:
     sqlite3_finalize(s);
     if (ret < 0)
@@ -220,7 +226,8 @@ int store_token_revoke(struct store *st, const char *id, int64_t revoked_at,
     }
     if ((ret = store_event_insert(st, ev, NULL)) < 0)
         goto out;
-    ret = store_tx_commit(st);
+    if ((ret = store_tx_commit(st)) == 0)
+        st->token_generation++;
 out:
     sqlite3_finalize(s);
     if (ret < 0)

@@ -240,6 +240,55 @@ static void test_replace_and_drop(void **state)
     index_free(idx);
 }
 
+static int renders;
+
+static char *render_serial(const struct index_entry *e)
+{
+    renders++;
+    return strdup(index_entry_serial(e));
+}
+
+static char *render_fail(const struct index_entry *e)
+{
+    (void)e;
+    renders++;
+    return NULL;
+}
+
+/* Bodies are rendered once per entry and kind, kept with the entry (a replaced entry renders
+ * its own), and a failed rendering is retried on the next call. */
+static void test_bodies(void **state)
+{
+    struct delivery_index *idx = NULL;
+    assert_int_equal(index_new(&idx), 0);
+    const char *names[] = {"b.example.net"};
+    assert_int_equal(put(idx, 1, "b.example.net", names, 1, 5000, "0b01"), 0);
+    struct index_entry *e = index_lookup_domain(idx, "b.example.net");
+    renders = 0;
+    size_t len = 0;
+    const char *first = index_entry_body(e, INDEX_BODY_SNI, render_serial, &len);
+    assert_string_equal(first, "0b01");
+    assert_int_equal(len, 4);
+    assert_ptr_equal(index_entry_body(e, INDEX_BODY_SNI, render_serial, NULL), first);
+    assert_int_equal(renders, 1);
+    /* another kind is its own rendering */
+    assert_null(index_entry_body(e, INDEX_BODY_BUNDLE, render_fail, &len));
+    assert_int_equal(renders, 2);
+    assert_string_equal(index_entry_body(e, INDEX_BODY_BUNDLE, render_serial, NULL), "0b01");
+    assert_int_equal(renders, 3);
+    assert_null(index_entry_body(e, INDEX_BODY_KINDS, render_serial, NULL));
+    assert_int_equal(renders, 3);
+
+    assert_int_equal(put(idx, 1, "b.example.net", names, 1, 6000, "0b02"), 0);
+    struct index_entry *e2 = index_lookup_domain(idx, "b.example.net");
+    assert_string_equal(index_entry_body(e2, INDEX_BODY_SNI, render_serial, NULL), "0b02");
+    assert_string_equal(index_entry_body(e, INDEX_BODY_SNI, render_serial, NULL), "0b01");
+    assert_int_equal(renders, 4);
+    index_entry_put(e);
+    index_entry_put(e2);
+    index_free(idx);
+}
+
 static bool not_primary_x(const struct index_entry *e, void *ctx)
 {
     return strcmp(index_entry_primary(e), (const char *)ctx) != 0;
@@ -678,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_sni_rules),
         cmocka_unit_test(test_entry_contents),
         cmocka_unit_test(test_replace_and_drop),
+        cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_shared_names),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_events_bus),

@@ -139,6 +139,17 @@ static void test_limiter(void **state)
     assert_false(auth_limiter_allowed(l, "::ffff:198.51.100.7", t, NULL));
     assert_true(auth_limiter_allowed(l, "::ffff:198.51.100.8", t, NULL));
 
+    /* a locked-out address stays locked out while a few hundred others fail now and then */
+    for (int i = 0; i < AUTH_FAIL_BURST; i++)
+        auth_limiter_fail(l, "203.0.113.5", t);
+    for (int i = 0; i < 300; i++) {
+        char a[64];
+        snprintf(a, sizeof(a), "172.16.%d.%d", i / 200, i % 200 + 1);
+        auth_limiter_fail(l, a, t);
+    }
+    assert_false(auth_limiter_allowed(l, "203.0.113.5", t, NULL));
+    assert_true(auth_limiter_allowed(l, "172.16.0.1", t, NULL)); /* one failure is not a lock */
+
     /* the table is bounded: many addresses evict the least recent, never grow */
     for (int i = 0; i < AUTH_LIMITER_SLOTS * 2; i++) {
         char a[64];
