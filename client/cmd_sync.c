@@ -697,6 +697,32 @@ out:
     return ret;
 }
 
+/*
+ * HAProxy refuses to start when a crt-list it is told to load is missing, and a fresh host may
+ * start it before certd was ever reachable: so the list is there from the first run on, written
+ * from the state (empty on a fresh host; `strict-sni` lets HAProxy start on an empty list, see
+ * docs/deliver.md). An existing list is left alone here: a lost or reset state must not empty a
+ * list whose files are still in place, and the first batch brings it up to date anyway.
+ * Returns 0 or -errno (reported).
+ */
+static int ensure_crtlist(struct sync_run *run)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int ret = join_path(path, sizeof(path), run->out_dir, SYNC_CRTLIST_FILE, NULL);
+    if (ret < 0 || lstat(path, &st) == 0)
+        return ret;
+    if (errno != ENOENT) {
+        ret = -errno;
+        errmsg("sync: %s: %s", path, strerror(-ret));
+        return ret;
+    }
+    bool changed = run->changed;
+    ret = write_crtlist(run);
+    run->changed = changed; /* no proxy can have loaded a list that did not exist: no reload */
+    return ret;
+}
+
 /* ---- HAProxy's runtime API (--haproxy-socket) ------------------------------------------------ */
 
 /*
@@ -1579,6 +1605,8 @@ static int run_sync(struct certctl *ctx, struct cli_args *args)
         errmsg("out of memory");
         goto out;
     }
+    if (ensure_crtlist(&run) < 0)
+        goto out;
 
     if (run.watch) {
         struct sigaction sa = {.sa_handler = on_stop_signal};
@@ -1621,7 +1649,9 @@ const struct command cmd_sync = {
              "intermediates), fullchain.pem (both, leaf first: nginx's ssl_certificate),\n"
              "privkey.pem (mode 0600) and combined.pem (full chain then key, mode 0600: the\n"
              "HAProxy form). DIR/haproxy.crt-list names every combined.pem with its server\n"
-             "names. Files are replaced atomically and only when the certificate or key\n"
+             "names; it exists from the first run on, empty until a certificate is issued\n"
+             "(HAProxy starts on an empty crt-list with strict-sni on its bind line).\n"
+             "Files are replaced atomically and only when the certificate or key\n"
              "changed (DIR/.sync-state remembers what was written); the folder of a removed\n"
              "domain is deleted.\n"
              "\n"

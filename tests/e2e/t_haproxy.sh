@@ -7,6 +7,8 @@
 # runtime API: `sync --watch --haproxy-socket` with no reload command updates a renewal, adds a
 # new domain and removes one in HAProxy's memory (same worker, uptime growing), and two renewals
 # back to back, with a stale transaction pending, each land under their own name (2.6.12's bug).
+# Last, a fresh host: sync before any certificate leaves an empty crt-list, HAProxy started on it
+# (strict-sni) serves a domain issued later, through the runtime API and after a reload.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pebble.sh"
 
@@ -234,6 +236,94 @@ check "alpha renewed once more" wait_for 60 "[ \"\$(stored_fp alpha.example.com)
 rc=0; cc sync --out-dir "$OUT" --haproxy-socket "$T_DIR/nobody.sock" > "$T_DIR/sync-nosock.out" 2>&1 || rc=$?
 check_eq "an unreachable HAProxy socket without --reload: exit 1" 1 "$rc"
 check_eq "the new files are written anyway" "$(stored_fp alpha.example.com)" "$(file_fp "$OUT/alpha.example.com/cert.pem")"
+
+kill -TERM "$HAPROXY_PID" 2>/dev/null || true
+wait "$HAPROXY_PID" 2>/dev/null || true
+HAPROXY_PID=
+
+# --- a fresh host: HAProxy starts on an empty crt-list ----------------------------------------
+# sync runs before certd has any certificate for the host's domains: the crt-list is there but
+# empty. With strict-sni (as in packaging/examples/haproxy/haproxy.cfg) HAProxy 2.6 starts
+# anyway; a domain issued afterwards is served through the runtime API, another after a reload,
+# and the runtime API can remove the list's first entry (HAProxy's default without strict-sni).
+FRESH=$T_DIR/fresh
+FRESH_DOMAINS=epsilon.example.com,zeta.example.com
+rc=0; cc sync --out-dir "$FRESH" --domains "$FRESH_DOMAINS" > "$T_DIR/sync-fresh.out" 2>&1 || rc=$?
+check_eq "sync before any certificate exists exits 0" 0 "$rc"
+check "it leaves an empty crt-list" test -f "$FRESH/haproxy.crt-list" -a ! -s "$FRESH/haproxy.crt-list"
+rc=0; cc --socket "$T_DIR/nobody.sock" sync --out-dir "$T_DIR/fresh-nocertd" > /dev/null 2>&1 || rc=$?
+check_eq "with certd unreachable: exit 3" 3 "$rc"
+check "but the empty crt-list is there for HAProxy all the same" \
+    test -f "$T_DIR/fresh-nocertd/haproxy.crt-list" -a ! -s "$T_DIR/fresh-nocertd/haproxy.crt-list"
+SOCK=$T_DIR/haproxy-fresh.sock # hactl and info talk to it
+cat > "$HA/haproxy-fresh.cfg" <<EOF
+global
+    master-worker
+    pidfile $HA/haproxy-fresh.pid
+    stats socket $SOCK mode 600 level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe_https
+    bind 127.0.0.1:$PORT ssl crt-list $FRESH/haproxy.crt-list strict-sni
+    http-request return status 200 content-type text/plain lf-string "served %[ssl_fc_sni]\n"
+EOF
+sed 's/ strict-sni$//' "$HA/haproxy-fresh.cfg" > "$HA/haproxy-nostrict.cfg"
+check "without strict-sni, HAProxy refuses the empty crt-list (the problem)" \
+    sh -c "! '$HAPROXY_BIN' -c -q -f '$HA/haproxy-nostrict.cfg' 2>/dev/null"
+check "with strict-sni the configuration is valid" "$HAPROXY_BIN" -c -q -f "$HA/haproxy-fresh.cfg"
+"$HAPROXY_BIN" -db -f "$HA/haproxy-fresh.cfg" >>"$HA/haproxy-fresh.log" 2>&1 &
+HAPROXY_PID=$!
+if ! wait_for 10 "[ -S '$SOCK' ] && ss -Htln | awk '{print \$4}' | grep -qx '127.0.0.1:$PORT'"; then
+    fail "haproxy starts on the empty crt-list" "$(tail -n 20 "$HA/haproxy-fresh.log")"
+    finish
+fi
+pass "haproxy starts on the empty crt-list and listens"
+check "and loads that list" sh -c "printf 'show ssl crt-list\n' | socat -t 5 - 'UNIX-CONNECT:$SOCK' | grep -qx '$FRESH/haproxy.crt-list'"
+check_eq "no certificate is served yet (a TLS alert, not some other certificate)" "" \
+    "$(served_fp epsilon.example.com)"
+worker_pid=$(info Pid)
+
+"$CERTCTL_BIN" sync --out-dir "$FRESH" --domains "$FRESH_DOMAINS" --watch --haproxy-socket "$SOCK" \
+    > "$T_DIR/watch-fresh.log" 2>&1 &
+WATCH_PID=$!
+cc domain add epsilon.example.com --challenge http-01 >/dev/null
+check "epsilon.example.com issued" wait_active epsilon.example.com
+eps_fp=$(stored_fp epsilon.example.com)
+check "HAProxy started on the empty list serves the new domain within 15 s (runtime API)" \
+    wait_for 15 "[ \"\$(served_fp epsilon.example.com)\" = '$eps_fp' ]"
+check_eq "and it verifies with Pebble's root" "served epsilon.example.com" "$(https_get epsilon.example.com 2>&1)"
+check "sync added it through the runtime API" grep -qx 'haproxy: updated epsilon.example.com' "$T_DIR/watch-fresh.log"
+check_eq "with no reload (same worker)" "$worker_pid" "$(info Pid)"
+kill -TERM "$WATCH_PID"
+rc=0; wait "$WATCH_PID" || rc=$?
+WATCH_PID=
+check_eq "sync --watch --haproxy-socket exits 0 on SIGTERM" 0 "$rc"
+
+# The reload path: another domain, a one-shot sync with a reload command (SIGUSR2 to the master).
+cc domain add zeta.example.com --challenge http-01 >/dev/null
+check "zeta.example.com issued" wait_active zeta.example.com
+zeta_fp=$(stored_fp zeta.example.com)
+rc=0; cc sync --out-dir "$FRESH" --domains "$FRESH_DOMAINS" \
+    --reload "sh -c 'kill -USR2 \"\$(cat $HA/haproxy-fresh.pid)\"'" > "$T_DIR/sync-fresh2.out" 2>&1 || rc=$?
+check_eq "sync with the reload command exits 0" 0 "$rc"
+check "it reloaded HAProxy" grep -q '^reloaded: ' "$T_DIR/sync-fresh2.out"
+check "after the reload HAProxy serves zeta.example.com within 15 s" \
+    wait_for 15 "[ \"\$(served_fp zeta.example.com)\" = '$zeta_fp' ]"
+check_eq "and it verifies with Pebble's root" "served zeta.example.com" "$(https_get zeta.example.com 2>&1)"
+check_eq "epsilon is served too, now from the files" "$eps_fp" "$(served_fp epsilon.example.com)"
+check "a new worker took over" wait_for 10 "[ \"\$(info Pid)\" != '$worker_pid' ]"
+
+# epsilon is the list's first line now: strict-sni lets the runtime API remove it.
+cc domain remove epsilon.example.com >/dev/null
+rc=0; cc sync --out-dir "$FRESH" --domains "$FRESH_DOMAINS" --haproxy-socket "$SOCK" \
+    > "$T_DIR/sync-fresh3.out" 2>&1 || rc=$?
+check_eq "sync removing the list's first entry through the runtime API exits 0" 0 "$rc"
+check "HAProxy took it out" grep -qx 'haproxy: removed epsilon.example.com' "$T_DIR/sync-fresh3.out"
+check_eq "and no longer serves it" "" "$(served_fp epsilon.example.com)"
+check_eq "zeta is still served" "$zeta_fp" "$(served_fp zeta.example.com)"
 
 kill -TERM "$HAPROXY_PID" 2>/dev/null || true
 wait "$HAPROXY_PID" 2>/dev/null || true
