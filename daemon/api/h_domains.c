@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "crypto/keys.h"
 #include "sched/planner.h"
+#include "sched/renewal.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 
@@ -601,6 +602,50 @@ enum MHD_Result h_domain_get(struct api_request *req, const char *param)
     return rc;
 }
 
+/* Whether two renew_before settings (NULL: the global policy) differ. */
+static bool renew_before_changed(const char *before, const char *after)
+{
+    if (!before || !after)
+        return before != after;
+    return strcmp(before, after) != 0;
+}
+
+/*
+ * A new renew_before applies to the current certificate at once, not from the next one: its
+ * renewal time is computed again by the rule an issuance applies (sched/planner.h, the domain's
+ * setting else [renewal] renew_before) and the scheduler looks again. A domain without a
+ * certificate has nothing to move: its issuance plans with the new setting. Best effort: the
+ * setting itself is stored already, and a failure here is logged, not answered. True when
+ * the plan moved.
+ */
+static bool replan_renewal(struct api_request *req, const struct store_domain *d)
+{
+    struct store_cert *c = NULL;
+    char *detail = NULL;
+    int err = -ENOENT;
+    if (store_cert_current(req->ctx->store, d->id, &c) < 0)
+        goto out;
+    int64_t at = renewal_plan((void *)req->config, d, c);
+    char when[JSON_TIME_SIZE];
+    json_time_format(at, when);
+    json_t *o = json_pack("{s:s, s:s}", "renew_at", when, "source", "renew_before");
+    detail = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    struct store_event_in ev = {.type = "renewal.rescheduled", .domain = d->name,
+                                .actor = req->caller.actor, .detail_json = detail};
+    err = store_domain_replan_renewal(req->ctx->store, d->id, c->id, at, &ev);
+    if (err == 0) {
+        log_info("%s: renew_before changed; renewing at %s", d->name, when);
+        scheduler_poke(req->ctx->scheduler);
+    } else if (err != -ENOENT) {
+        log_warning("%s: cannot move the renewal after a renew_before change", d->name);
+    }
+out:
+    free(detail);
+    store_cert_free(c);
+    return err == 0;
+}
+
 static const struct json_field patch_fields[] = {
     {"alt_names", JSON_FIELD_STRING_ARRAY, false},
     {"challenge", JSON_FIELD_STRING, false},
@@ -617,7 +662,7 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     char err[NAME_ERR_SIZE];
     const char *bad;
     bool unknown;
-    char *detail = NULL, *before = NULL;
+    char *detail = NULL, *before = NULL, *old_renew_before = NULL;
     struct store_domain *d = NULL, *stored = NULL;
     struct nullable_members nulls = {0};
     json_t *body = NULL;
@@ -637,6 +682,11 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     /* What the certificate depends on, to tell whether the change needs a new order. */
     before = settings_detail(d);
     char *old_key_type = strdup(d->key_type);
+    if (d->renew_before && !(old_renew_before = strdup(d->renew_before))) {
+        free(old_key_type);
+        rc = api_respond_problem(req, PROBLEM_INTERNAL, "out of memory");
+        goto out;
+    }
     if (!apply_settings(req, body, d, &rc) || !apply_renewal_settings(req, body, &nulls, d, &rc)) {
         free(old_key_type);
         goto out;
@@ -668,17 +718,29 @@ enum MHD_Result h_domain_patch(struct api_request *req, const char *param)
     }
     free(after);
     free(old_key_type);
+    /* First, so that a new order planned below for other settings wins over the new time. */
+    bool moved =
+        renew_before_changed(old_renew_before, stored->renew_before) && replan_renewal(req, stored);
     if (replan) {
         struct store_event_in sev = {.type = "renewal.requested", .domain = d->name,
                                      .actor = req->caller.actor,
                                      .detail_json = "{\"why\":\"settings changed\"}"};
-        if (store_domain_schedule(req->ctx->store, stored->id, clock_now(), 0, &sev) == 0)
+        if (store_domain_schedule(req->ctx->store, stored->id, clock_now(), 0, &sev) == 0) {
             scheduler_poke(req->ctx->scheduler);
+            moved = true;
+        }
+    }
+    /* The answer shows the plan as it now is. */
+    struct store_domain *fresh = NULL;
+    if (moved && store_domain_get(req->ctx->store, stored->name, &fresh) == 0) {
+        store_domain_free(stored);
+        stored = fresh;
     }
     rc = api_respond_json(req, MHD_HTTP_OK, domain_json(req->ctx->store, stored));
 out:
     free(before);
     free(detail);
+    free(old_renew_before);
     store_domain_free(d);
     store_domain_free(stored);
     json_decref(body);

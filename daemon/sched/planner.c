@@ -164,6 +164,20 @@ done:
     return 0;
 }
 
+int planner_policy_for(const char *domain_setting, const char *global_setting,
+                       struct renewal_policy *out)
+{
+    if (!out)
+        return -EINVAL;
+    /* A domain's own setting wins over the global one, even when it is the same value. */
+    const char *in_force = domain_setting ? domain_setting : global_setting;
+    if (planner_parse_renew_before(in_force, out) < 0) {
+        *out = (struct renewal_policy){0};
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int64_t planner_renewal_time(int64_t not_before, int64_t not_after,
                              const struct renewal_policy *policy, uint32_t rnd)
 {

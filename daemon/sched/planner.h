@@ -22,6 +22,15 @@ struct renewal_policy {
 int planner_parse_renew_before(const char *s, struct renewal_policy *out);
 
 /*
+ * The policy in force for a domain: its own renew_before DOMAIN_SETTING when set, else the
+ * global [renewal] renew_before GLOBAL_SETTING (either NULL when unset). 0, or -EINVAL when the
+ * setting in force does not parse: *OUT is then the default policy (all 0), so the caller can
+ * warn and still plan. -EINVAL without touching anything when OUT is NULL.
+ */
+int planner_policy_for(const char *domain_setting, const char *global_setting,
+                       struct renewal_policy *out);
+
+/*
  * The renewal time of a certificate valid from NOT_BEFORE to NOT_AFTER. Default (Let's
  * Encrypt's guidance): a point drawn with RND uniformly between 60% and 67% of the lifetime
  * (so a 90-day certificate renews on about day 54-60), and between 45% and 50% for lifetimes

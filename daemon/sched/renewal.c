@@ -31,12 +31,9 @@ uint32_t renewal_random(void)
 int64_t renewal_plan(void *ctx, const struct store_domain *d, struct store_cert *c)
 {
     const struct config *cfg = ctx;
-    struct renewal_policy policy = {0};
-    const char *rb = d->renew_before ? d->renew_before : cfg->renewal.renew_before;
-    if (rb && planner_parse_renew_before(rb, &policy) < 0) {
-        log_warning("%s: renew_before '%s' is unusable; using the default policy", d->name, rb);
-        policy = (struct renewal_policy){0};
-    }
+    struct renewal_policy policy;
+    if (planner_policy_for(d->renew_before, cfg->renewal.renew_before, &policy) < 0)
+        log_warning("%s: renew_before is unusable; using the default policy", d->name);
     c->expiring_at = planner_expiring_at(c->not_before, c->not_after);
     return planner_renewal_time(c->not_before, c->not_after, &policy, renewal_random());
 }

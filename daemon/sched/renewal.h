@@ -1,6 +1,7 @@
 /* The renewal decisions the scheduler applies: when a new certificate renews, what an ARI
  * answer changes, when to warn about expiry, and whether a CA's new-order budget allows an
- * order now. Internal to daemon/sched/. */
+ * order now. Internal to daemon/sched/, except renewal_plan, which the API also applies when a
+ * PATCH of renew_before moves a domain's plan. */
 #ifndef CERTD_SCHED_RENEWAL_H
 #define CERTD_SCHED_RENEWAL_H
 

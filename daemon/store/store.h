@@ -406,6 +406,16 @@ int store_domain_schedule(struct store *st, int64_t domain_id, int64_t next_atte
                           int64_t next_renewal_at, const struct store_event_in *ev);
 
 /*
+ * Moves DOMAIN_ID's renewal to NEXT_RENEWAL_AT (> 0), computed by the caller from CERT_ID, the
+ * domain's active certificate, after a change of its renewal policy: next_renewal_at, and
+ * next_attempt_at too unless a retry after a failure is planned (failure_count > 0), with event
+ * EV, in one transaction. -ENOENT (nothing written) when the domain is not managed or CERT_ID is
+ * no longer its active certificate (a renewal stored meanwhile planned from the new one).
+ */
+int store_domain_replan_renewal(struct store *st, int64_t domain_id, int64_t cert_id,
+                                int64_t next_renewal_at, const struct store_event_in *ev);
+
+/*
  * Managed domains whose next_attempt_at is set and <= NOW, earliest first (ties by id), at most
  * LIMIT, by id (*IDS malloc'd, NULL when COUNT is 0). Uses the next_attempt_at index: the cost
  * does not grow with the number of domains that are not due.
@@ -485,6 +495,8 @@ struct store_stats {
     int64_t certificates_active;
     int64_t next_renewal_at;  /* earliest among managed domains, 0 if none */
 };
+/* Fills OUT (zeroed first) from counters the database keeps in step with every write (schema 6):
+ * cheap whatever the number of domains. 0, or a negative errno from the database. */
 int store_stats(struct store *st, struct store_stats *out);
 
 /* ---- API tokens for remote fleet members (schema 5) ----

@@ -554,6 +554,9 @@ unlock:
     return ret;
 }
 
+/* Reads the counters that schema/0006_stats_counters.sql's triggers keep and one entry of the
+ * partial index on managed domains' renewal times: constant cost whatever the number of domains,
+ * so the store's lock is held for microseconds. */
 int store_stats(struct store *st, struct store_stats *out)
 {
     sqlite3_stmt *s = NULL;
@@ -563,15 +566,14 @@ int store_stats(struct store *st, struct store_stats *out)
     int ret = store_prepare(
         st,
         "SELECT"
-        " COALESCE(SUM(CASE WHEN status <> '" DOMAIN_STATUS_REMOVED "' THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN status = '" DOMAIN_STATUS_PENDING "' THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN status = '" DOMAIN_STATUS_FAILED "' THEN 1 ELSE 0 END), 0),"
-        " (SELECT COUNT(*) FROM certificates c JOIN domains cd ON cd.id = c.domain_id"
-        "   WHERE c.status = '" CERT_STATUS_ACTIVE "'"
-        "   AND cd.status <> '" DOMAIN_STATUS_REMOVED "'),"
-        " COALESCE(MIN(CASE WHEN status <> '" DOMAIN_STATUS_REMOVED "'"
-        "   THEN next_renewal_at END), 0)"
-        " FROM domains",
+        " (SELECT COALESCE(SUM(value), 0) FROM stats_counters WHERE name IN"
+        "   ('domains_" DOMAIN_STATUS_PENDING "', 'domains_" DOMAIN_STATUS_ACTIVE "',"
+        "    'domains_" DOMAIN_STATUS_FAILED "')),"
+        " (SELECT value FROM stats_counters WHERE name = 'domains_" DOMAIN_STATUS_PENDING "'),"
+        " (SELECT value FROM stats_counters WHERE name = 'domains_" DOMAIN_STATUS_FAILED "'),"
+        " (SELECT value FROM stats_counters WHERE name = 'certificates_active'),"
+        " (SELECT COALESCE(MIN(next_renewal_at), 0) FROM domains"
+        "   WHERE status <> '" DOMAIN_STATUS_REMOVED "')",
         &s);
     if (ret < 0)
         goto out;
@@ -736,6 +738,48 @@ int store_domain_schedule(struct store *st, int64_t domain_id, int64_t next_atte
         (ret = store_bind_time(st, s, 3, next_renewal_at)) < 0 ||
         (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
         (ret = update_managed(st, s, "schedule domain")) < 0 ||
+        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
+        goto fail;
+    goto unlock;
+fail:
+    sqlite3_finalize(s);
+    s = NULL;
+    store_tx_rollback(st);
+unlock:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
+}
+
+int store_domain_replan_renewal(struct store *st, int64_t domain_id, int64_t cert_id,
+                                int64_t next_renewal_at, const struct store_event_in *ev)
+{
+    if (!ev || next_renewal_at <= 0)
+        return -EINVAL;
+
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = NULL;
+    int ret = store_tx_begin(st);
+    if (ret < 0)
+        goto unlock;
+    /* The certificate check sits in the same statement: a renewal stored since the caller read
+     * CERT_ID planned from the new certificate, and a time computed from the old one must not
+     * overwrite that plan. A retry after a failure keeps its backoff, as under ARI. */
+    ret = store_prepare(st,
+                        "UPDATE domains SET next_renewal_at = ?3,"
+                        " next_attempt_at = CASE WHEN failure_count = 0 THEN ?3"
+                        "  ELSE next_attempt_at END, updated_at = ?4"
+                        " WHERE id = ?1 AND status <> '" DOMAIN_STATUS_REMOVED "'"
+                        " AND EXISTS (SELECT 1 FROM certificates WHERE id = ?2 AND domain_id = ?1"
+                        "  AND status = '" CERT_STATUS_ACTIVE "')",
+                        &s);
+    if (ret < 0)
+        goto fail;
+    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
+        (ret = store_bind_int64(st, s, 2, cert_id)) < 0 ||
+        (ret = store_bind_int64(st, s, 3, next_renewal_at)) < 0 ||
+        (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
+        (ret = update_managed(st, s, "replan renewal")) < 0 ||
         (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
         goto fail;
     goto unlock;

@@ -238,6 +238,30 @@ static void test_parse_empty_clears(void **state)
     assert_int_equal(planner_parse_renew_before("30d", NULL), -EINVAL);
 }
 
+/* The domain's setting wins, then the global one, then the default; a bad one falls back. */
+static void test_policy_for(void **state)
+{
+    (void)state;
+    struct renewal_policy p = {.before_seconds = 5};
+    assert_int_equal(planner_policy_for("2d", "30%", &p), 0);
+    assert_int_equal(p.before_seconds, 2 * DAY);
+    assert_true(p.before_fraction == 0);
+    assert_int_equal(planner_policy_for(NULL, "30%", &p), 0);
+    assert_int_equal(p.before_seconds, 0);
+    assert_true(p.before_fraction == 0.3);
+    assert_int_equal(planner_policy_for(NULL, NULL, &p), 0);
+    assert_int_equal(p.before_seconds, 0);
+    assert_true(p.before_fraction == 0);
+    /* an empty domain setting is set: it means the default, not the global policy */
+    assert_int_equal(planner_policy_for("", "30%", &p), 0);
+    assert_true(p.before_fraction == 0);
+    p.before_seconds = 5;
+    assert_int_equal(planner_policy_for("soon", "30%", &p), -EINVAL);
+    assert_int_equal(p.before_seconds, 0);
+    assert_true(p.before_fraction == 0);
+    assert_int_equal(planner_policy_for("2d", NULL, NULL), -EINVAL);
+}
+
 static void test_parse_errors(void **state)
 {
     /* one line per group of cases */
@@ -462,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_backoff_short_lifetime),
         cmocka_unit_test(test_backoff_quarter_cap),
         cmocka_unit_test(test_backoff_retry_after),
+        cmocka_unit_test(test_policy_for),
         cmocka_unit_test(test_expiring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

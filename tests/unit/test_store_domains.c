@@ -613,6 +613,217 @@ static void test_stats(void **state)
     store_domain_free(b);
 }
 
+/* What store_stats answered before schema 6 kept counters: every row counted, the oracle the
+ * counters must match after any sequence of writes. */
+static void stats_by_scan(struct store *st, struct store_stats *out)
+{
+    sqlite3 *db = store_sqlite_handle(st);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            db,
+            "SELECT COALESCE(SUM(status <> 'removed'), 0),"
+            " COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'failed'), 0),"
+            " (SELECT COUNT(*) FROM certificates c JOIN domains cd ON cd.id = c.domain_id"
+            "   WHERE c.status = 'active' AND cd.status <> 'removed'),"
+            " COALESCE(MIN(CASE WHEN status <> 'removed' THEN next_renewal_at END), 0)"
+            " FROM domains",
+            -1, &s, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    *out = (struct store_stats){.domains = sqlite3_column_int64(s, 0),
+                                .domains_pending = sqlite3_column_int64(s, 1),
+                                .domains_failed = sqlite3_column_int64(s, 2),
+                                .certificates_active = sqlite3_column_int64(s, 3),
+                                .next_renewal_at = sqlite3_column_int64(s, 4)};
+    sqlite3_finalize(s);
+}
+
+/* store_stats equals WANT, and so does counting every row. */
+static void assert_stats(struct store *st, struct store_stats want)
+{
+    struct store_stats got, scan;
+    assert_int_equal(store_stats(st, &got), 0);
+    stats_by_scan(st, &scan);
+    const struct store_stats *both[] = {&got, &scan};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(both[i]->domains, want.domains);
+        assert_int_equal(both[i]->domains_pending, want.domains_pending);
+        assert_int_equal(both[i]->domains_failed, want.domains_failed);
+        assert_int_equal(both[i]->certificates_active, want.certificates_active);
+        assert_int_equal(both[i]->next_renewal_at, want.next_renewal_at);
+    }
+}
+
+/* Stores a certificate for DOMAIN_ID through the store, as an issuance does (SERIAL in hex). */
+static int64_t issue(struct store *st, int64_t domain_id, const char *serial,
+                     int64_t next_renewal_at)
+{
+    struct store_key *k = NULL;
+    assert_int_equal(store_key_current(st, domain_id, &k), 0);
+    struct store_cert c = {.domain_id = domain_id,
+                           .key_id = k->id,
+                           .serial = (char *)serial,
+                           .not_before = 1000,
+                           .not_after = 2000,
+                           .issuer = "CN=Test CA",
+                           .fingerprint_sha256 = "abcdef",
+                           .chain_pem = "CHAIN-PEM"};
+    struct store_event_in ev = ev_for("certificate.issued", NULL);
+    int64_t id = 0;
+    assert_int_equal(store_cert_add(st, &c, next_renewal_at, &ev, &id), 0);
+    store_key_free(k);
+    return id;
+}
+
+/* The counters of schema 6 follow every write that moves a domain or a certificate in or out of
+ * a count: add, issue, renew, failure, revoke, remove, revive, purge, and a refused write. */
+static void test_stats_follow_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct store_domain *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+    assert_stats(f->st, (struct store_stats){0});
+
+    assert_int_equal(add(f->st, "a.example", NULL, 0, PEM_A, &a), 0);
+    assert_int_equal(add(f->st, "b.example", NULL, 0, PEM_A, &b), 0);
+    assert_int_equal(add(f->st, "c.example", NULL, 0, PEM_A, &c), 0);
+    assert_int_equal(add(f->st, "d.example", NULL, 0, PEM_A, &d), 0);
+    assert_stats(f->st, (struct store_stats){.domains = 4, .domains_pending = 4});
+
+    issue(f->st, a->id, "a1", 5000);
+    assert_stats(f->st, (struct store_stats){.domains = 4,
+                                             .domains_pending = 3,
+                                             .certificates_active = 1,
+                                             .next_renewal_at = 5000});
+
+    /* A failure without a certificate: failed; with one: still active. */
+    struct store_event_in fail = ev_for("order.failed", NULL);
+    assert_int_equal(store_domain_record_failure(f->st, b->id, "boom", 100, &fail), 0);
+    assert_int_equal(store_domain_record_failure(f->st, a->id, "boom", 100, &fail), 0);
+    assert_stats(f->st, (struct store_stats){.domains = 4,
+                                             .domains_pending = 2,
+                                             .domains_failed = 1,
+                                             .certificates_active = 1,
+                                             .next_renewal_at = 5000});
+
+    /* A renewal supersedes the active certificate: still one. A failed domain issued at last. */
+    issue(f->st, a->id, "a2", 6000);
+    issue(f->st, b->id, "b1", 4000);
+    int64_t c1 = issue(f->st, c->id, "c1", 3000);
+    assert_stats(f->st, (struct store_stats){.domains = 4,
+                                             .domains_pending = 1,
+                                             .certificates_active = 3,
+                                             .next_renewal_at = 3000});
+
+    /* Revoking the active certificate: the domain is pending again, its renewal time stays. */
+    struct store_event_in rv = ev_for("certificate.revoked", "c.example");
+    assert_int_equal(store_cert_set_revoked(f->st, c1, 1, 1500, &rv), 0);
+    assert_stats(f->st, (struct store_stats){.domains = 4,
+                                             .domains_pending = 2,
+                                             .certificates_active = 2,
+                                             .next_renewal_at = 3000});
+
+    /* Removed: its active certificate stays as history but counts no more. */
+    struct store_event_in rm = ev_for("domain.removed", "a.example");
+    assert_int_equal(store_domain_remove(f->st, "a.example", false, &rm), 0);
+    assert_stats(f->st, (struct store_stats){.domains = 3,
+                                             .domains_pending = 2,
+                                             .certificates_active = 1,
+                                             .next_renewal_at = 3000});
+
+    /* Revived: pending, its old certificate superseded. */
+    assert_int_equal(add(f->st, "a.example", NULL, 0, PEM_B, NULL), 0);
+    assert_stats(f->st, (struct store_stats){.domains = 4,
+                                             .domains_pending = 3,
+                                             .certificates_active = 1,
+                                             .next_renewal_at = 3000});
+
+    /* Purging a managed domain takes it and its active certificate out of the counts. */
+    struct store_event_in pg = ev_for("domain.purged", "b.example");
+    assert_int_equal(store_domain_remove(f->st, "b.example", true, &pg), 0);
+    assert_stats(f->st,
+                 (struct store_stats){.domains = 3, .domains_pending = 3, .next_renewal_at = 3000});
+
+    /* Purging a removed domain with an active certificate changes nothing counted. */
+    issue(f->st, d->id, "d1", 8000);
+    rm = ev_for("domain.removed", "d.example");
+    assert_int_equal(store_domain_remove(f->st, "d.example", false, &rm), 0);
+    struct store_stats before;
+    assert_int_equal(store_stats(f->st, &before), 0);
+    pg = ev_for("domain.purged", "d.example");
+    assert_int_equal(store_domain_remove(f->st, "d.example", true, &pg), 0);
+    assert_stats(f->st, before);
+    assert_stats(f->st,
+                 (struct store_stats){.domains = 2, .domains_pending = 2, .next_renewal_at = 3000});
+
+    /* The counters change with the writing statements, so a rolled-back transaction takes its
+     * counts back with it. */
+    sqlite3 *db = store_sqlite_handle(f->st);
+    assert_int_equal(sqlite3_exec(db,
+                                  "BEGIN; DELETE FROM domains WHERE name = 'c.example';"
+                                  " UPDATE domains SET status = 'failed'; ROLLBACK",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_stats(f->st,
+                 (struct store_stats){.domains = 2, .domains_pending = 2, .next_renewal_at = 3000});
+
+    store_domain_free(a);
+    store_domain_free(b);
+    store_domain_free(c);
+    store_domain_free(d);
+}
+
+/* A renewal policy change moves the plan of the certificate it was computed from, only. */
+static void test_replan_renewal(void **state)
+{
+    struct fixture *f = *state;
+    struct store_domain *d = NULL, *g = NULL;
+    assert_int_equal(add(f->st, "r.example", NULL, 0, PEM_A, &d), 0);
+    int64_t c1 = issue(f->st, d->id, "e1", 5000);
+    struct store_event_in ev = ev_for("renewal.rescheduled", "r.example");
+    int64_t ev0 = 0, ev1 = 0;
+
+    assert_int_equal(store_event_last_id(f->st, &ev0), 0);
+    assert_int_equal(store_domain_replan_renewal(f->st, d->id, c1, 7000, &ev), 0);
+    assert_int_equal(store_event_last_id(f->st, &ev1), 0);
+    assert_int_equal(ev1, ev0 + 1);
+    assert_int_equal(store_domain_get(f->st, "r.example", &g), 0);
+    assert_int_equal(g->next_renewal_at, 7000);
+    assert_int_equal(g->next_attempt_at, 7000);
+    store_domain_free(g);
+
+    /* Backing off after a failure: the retry stays, the renewal time moves. */
+    struct store_event_in fail = ev_for("renewal.failed", "r.example");
+    assert_int_equal(store_domain_record_failure(f->st, d->id, "boom", 100, &fail), 0);
+    assert_int_equal(store_domain_replan_renewal(f->st, d->id, c1, 8000, &ev), 0);
+    assert_int_equal(store_domain_get(f->st, "r.example", &g), 0);
+    assert_int_equal(g->next_renewal_at, 8000);
+    assert_int_equal(g->next_attempt_at, 100);
+    store_domain_free(g);
+
+    /* A renewal stored meanwhile: the time computed from the old certificate is dropped. */
+    issue(f->st, d->id, "e2", 9000);
+    assert_int_equal(store_event_last_id(f->st, &ev0), 0);
+    assert_int_equal(store_domain_replan_renewal(f->st, d->id, c1, 1234, &ev), -ENOENT);
+    assert_int_equal(store_event_last_id(f->st, &ev1), 0);
+    assert_int_equal(ev1, ev0);
+    assert_int_equal(store_domain_get(f->st, "r.example", &g), 0);
+    assert_int_equal(g->next_renewal_at, 9000);
+    assert_int_equal(g->next_attempt_at, 9000);
+    store_domain_free(g);
+
+    /* Nothing for a removed domain, and no time of 0. */
+    struct store_cert *cur = NULL;
+    assert_int_equal(store_cert_current(f->st, d->id, &cur), 0);
+    assert_int_equal(store_domain_replan_renewal(f->st, d->id, cur->id, 0, &ev), -EINVAL);
+    assert_int_equal(store_domain_replan_renewal(f->st, d->id, cur->id, 10, NULL), -EINVAL);
+    struct store_event_in rm = ev_for("domain.removed", "r.example");
+    assert_int_equal(store_domain_remove(f->st, "r.example", false, &rm), 0);
+    assert_int_equal(store_domain_replan_renewal(f->st, d->id, cur->id, 1234, &ev), -ENOENT);
+    store_cert_free(cur);
+    store_domain_free(d);
+}
+
 struct thread_arg {
     struct store *st;
     int idx;
@@ -666,6 +877,8 @@ int main(void)
         T(test_certs),
         T(test_purge),
         T(test_stats),
+        T(test_stats_follow_writes),
+        T(test_replan_renewal),
         T(test_threads),
     };
 #undef T
