@@ -22,6 +22,11 @@
 #define API_THREADS 4
 #define API_CONNECTION_TIMEOUT_S 30
 #define API_CONNECTION_LIMIT 1024
+/* libmicrohttpd's memory per connection: the request's line and headers, and the response's
+ * headers (bodies do not go through it). It zeroes the whole of it after every request, so its
+ * 32 KiB default cost more than the rest of a delivery request; 16 KiB still takes header
+ * lines of 8 KiB, the limit nginx sets by default. */
+#define API_CONNECTION_MEMORY (16 * 1024)
 /* Connections one address may hold on the HTTPS listener: a fleet member needs a few, and one
  * client must not take the whole connection limit. */
 #define API_HTTPS_PER_IP_LIMIT 32
@@ -218,7 +223,8 @@ static int server_start(int listen_fd, struct api_context *ctx, const struct api
             MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
         0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)API_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)API_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)API_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_END);
