@@ -12,14 +12,19 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "api/acceptor.h"
 #include "api/token.h"
 #include "api/token_cache.h"
 #include "core/confhold.h"
 #include "core/log.h"
 
-/* Threads serving requests. Small: requests are short, and the long-running work (ACME orders)
- * runs on the daemon's own workers. */
-#define API_THREADS 4
+/* Threads serving requests per listener: one per CPU, like nginx's `worker_processes auto`.
+ * Requests are short and the long-running work (ACME orders) runs on the daemon's own workers;
+ * more threads than CPUs only added context switches and latency on the delivery endpoints
+ * (tests/bench/delivery). At least two, so that one slow request (a long listing) does not hold
+ * up the rest. */
+#define API_THREADS_MIN 2
+#define API_THREADS_MAX API_ACCEPTOR_SHARDS_MAX
 #define API_CONNECTION_TIMEOUT_S 30
 #define API_CONNECTION_LIMIT 1024
 /* libmicrohttpd's memory per connection: the request's line and headers, and the response's
@@ -34,7 +39,10 @@
 #define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct api_server {
-    struct MHD_Daemon *mhd;
+    /* One daemon (and thread) per shard, fed by one acceptor (acceptor.h). */
+    struct api_acceptor *acceptor;
+    struct MHD_Daemon *mhd[API_ACCEPTOR_SHARDS_MAX];
+    size_t mhd_count;
     struct api_context *ctx;
     struct api_feed *feed;      /* long-polls of GET /v1/events (h_events.c) */
     /* The HTTPS listener only: what its requests point at, and the PEM buffers handed to
@@ -43,6 +51,14 @@ struct api_server {
     struct api_remote remote;
     struct api_tls_listener *tls;
 };
+
+static size_t api_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < API_THREADS_MIN)
+        return API_THREADS_MIN;
+    return n > API_THREADS_MAX ? API_THREADS_MAX : (size_t)n;
+}
 
 static void request_free(struct api_request *req)
 {
@@ -183,23 +199,83 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_notice("http: %s", msg);
 }
 
+/* A daemon serving through on_request; PLACEMENT says where its connections come from (a listen
+ * socket and a thread pool, or an acceptor's shard SHARD), EXTRA adds TLS. */
+static struct MHD_Daemon *start_daemon(struct api_server *srv, unsigned flags,
+                                       const struct MHD_OptionItem *placement, void *shard,
+                                       const struct MHD_OptionItem *extra)
+{
+    return MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG | flags,
+        0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        shard ? api_acceptor_notify : NULL, shard, MHD_OPTION_ARRAY, placement,
+        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+}
+
+/* THREADS single-threaded daemons fed by an acceptor on LISTEN_FD (owned from here). */
+static int start_sharded(struct api_server *srv, int listen_fd, size_t threads,
+                         const struct MHD_OptionItem *extra)
+{
+    const struct MHD_OptionItem placement[] = {
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)((API_CONNECTION_LIMIT + threads - 1) / threads),
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    int rc = api_acceptor_new(listen_fd, threads, API_HTTPS_PER_IP_LIMIT, &srv->acceptor);
+    for (size_t i = 0; rc == 0 && i < threads; i++) {
+        srv->mhd[i] = start_daemon(srv, MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_TLS,
+                                   placement, api_acceptor_shard(srv->acceptor, i), extra);
+        if (!srv->mhd[i])
+            rc = -EIO;
+        else
+            srv->mhd_count = i + 1;
+    }
+    if (rc == 0 && (rc = api_acceptor_run(srv->acceptor, srv->mhd)) < 0)
+        log_error("cannot start accepting API connections: %s", strerror(-rc));
+    return rc;
+}
+
+/* One daemon with a thread pool accepting on LISTEN_FD (owned from here). The unix socket's
+ * connections cannot go through an acceptor: libmicrohttpd takes a connection handed to it for
+ * TCP and tries (and logs failing) TCP options on it at every response. */
+static int start_pooled(struct api_server *srv, int listen_fd, size_t threads)
+{
+    const struct MHD_OptionItem placement[] = {
+        {MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, API_CONNECTION_LIMIT, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    static const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    srv->mhd[0] = start_daemon(srv, 0, placement, NULL, none);
+    if (!srv->mhd[0]) {
+        close(listen_fd);
+        return -EIO;
+    }
+    srv->mhd_count = 1;
+    return 0;
+}
+
 /* Serves LISTEN_FD (owned from here); over TLS with TLS's material when TLS is not NULL, its
  * requests then pointing at REMOTE (copied; its limiter is the server's on success). */
 static int server_start(int listen_fd, struct api_context *ctx, const struct api_tls_listener *tls,
                         const struct api_remote *remote, struct api_server **out)
 {
     /* With a trust list libmicrohttpd asks every client for a certificate (without requiring
-     * one in the handshake); api_auth_identify then insists on a verified one. */
+     * one in the handshake); api_auth_identify then insists on a verified one. The limit of
+     * connections per client address is the acceptor's (MHD's own skips added connections). */
     const struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, tls ? tls->cert_pem : NULL},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? tls->key_pem : NULL},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)API_TLS_PRIORITIES},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, API_HTTPS_PER_IP_LIMIT, NULL},
         {tls && tls->trust_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
          tls ? tls->trust_pem : NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    static const struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
     struct api_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
         close(listen_fd);
@@ -215,26 +291,21 @@ static int server_start(int listen_fd, struct api_context *ctx, const struct api
     if (rc < 0) {
         log_error("cannot start the events feed: %s", strerror(-rc));
         close(listen_fd);
+    } else {
+        rc = tls ? start_sharded(srv, listen_fd, api_threads(), tls_opts)
+                 : start_pooled(srv, listen_fd, api_threads());
+        if (rc == -EIO)
+            log_error("cannot start the HTTP%s server on %s", tls ? "S" : "",
+                      tls ? tls->listen : "the API socket");
+    }
+    if (rc < 0) {
+        api_acceptor_stop(srv->acceptor);
+        for (size_t i = 0; i < srv->mhd_count; i++)
+            MHD_stop_daemon(srv->mhd[i]);
+        api_acceptor_free(srv->acceptor);
+        api_feed_free(srv->feed);
         free(srv);
         return rc;
-    }
-    srv->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
-        0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)API_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)API_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)API_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_END);
-    if (!srv->mhd) {
-        log_error("cannot start the HTTP%s server on %s", tls ? "S" : "",
-                  tls ? tls->listen : "the API socket");
-        api_feed_free(srv->feed);
-        close(listen_fd);
-        free(srv);
-        return -EIO;
     }
     *out = srv;
     return 0;
@@ -276,13 +347,19 @@ void api_server_stop(struct api_server *srv)
     if (!srv)
         return;
     /* Stop accepting first, so clients fail fast while requests in progress finish. */
-    int fd = MHD_quiesce_daemon(srv->mhd);
-    if (fd >= 0)
-        close(fd);
+    if (srv->acceptor) {
+        api_acceptor_stop(srv->acceptor);
+    } else {
+        int fd = MHD_quiesce_daemon(srv->mhd[0]);
+        if (fd >= 0)
+            close(fd);
+    }
     /* Long-polls are suspended connections, which MHD_stop_daemon must not find: they answer
      * now with what there is. */
     api_feed_shutdown(srv->feed);
-    MHD_stop_daemon(srv->mhd);
+    for (size_t i = 0; i < srv->mhd_count; i++)
+        MHD_stop_daemon(srv->mhd[i]);
+    api_acceptor_free(srv->acceptor);
     api_feed_free(srv->feed);
     api_tls_listener_free(srv->tls);
     auth_limiter_free(srv->remote.limiter);

@@ -282,6 +282,30 @@ check_eq "unknown ids are logged by id, never the secret" 0 "$(grep -cF -- "${BO
 check_match "unknown ids are logged" 'token id AAAAAAAAAAAA' "$(grep 'unknown token id' "$T_DIR/certd.log")"
 api GET /v1/health
 check_eq "the socket is not affected by the lock-out" 200 "$HTTP_STATUS"
+
+# ---- connections per client address (API_HTTPS_PER_IP_LIMIT = 32, daemon/api/server.c) ----
+# Plain TCP connections that never start TLS hold their slot until the 30 s timeout: enough to
+# fill 127.0.0.3's share while other addresses go on. socat picks the source address.
+held=()
+hold_one() {
+    socat -u "TCP:127.0.0.1:$HTTPS_PORT,bind=127.0.0.3" /dev/null 2>/dev/null &
+    held+=("$!")
+}
+for i in $(seq 1 32); do hold_one; done
+# refused_now IP: a new connection from IP is closed by certd at once; one that is taken stays
+# open until socat gives up on it after 2 s of silence.
+refused_now() {
+    local start=${EPOCHREALTIME/./}
+    timeout 5 socat -T 2 -u "TCP:127.0.0.1:$HTTPS_PORT,bind=$1" /dev/null 2>/dev/null || true
+    [ $(( ${EPOCHREALTIME/./} - start )) -lt 1000000 ]
+}
+check "with 32 connections open from 127.0.0.3, a 33rd is closed at once" wait_for 10 "refused_now 127.0.0.3"
+check "another address still connects" eval '! refused_now 127.0.0.4'
+kill "${held[@]:0:4}" 2>/dev/null
+check "once 4 are closed, 127.0.0.3 connects again" wait_for 10 "! refused_now 127.0.0.3"
+kill "${held[@]}" 2>/dev/null; wait "${held[@]}" 2>/dev/null || true
+hapi GET /v1/health "$READER" --interface 127.0.0.3
+check_eq "and is served" 200 "$HTTP_STATUS"
 stop_certd
 
 # ---- mutual TLS: client_ca ----
