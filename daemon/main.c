@@ -194,9 +194,11 @@ static void reload_config(struct daemon_state *d, const char *path)
     if (strcmp(cur->daemon.state_dir, cfg->daemon.state_dir) != 0 ||
         strcmp(cur->daemon.socket, cfg->daemon.socket) != 0 ||
         cur->daemon.socket_mode != cfg->daemon.socket_mode ||
+        cur->daemon.api_threads != cfg->daemon.api_threads ||
         (cur->daemon.user ? !cfg->daemon.user || strcmp(cur->daemon.user, cfg->daemon.user)
                           : cfg->daemon.user != NULL))
-        log_warning("state_dir, socket, socket_mode and user take effect only after a restart");
+        log_warning("state_dir, socket, socket_mode, api_threads and user take effect only after "
+                    "a restart");
     if (!same_str(cur->https.listen, cfg->https.listen) ||
         !same_str(cur->https.cert, cfg->https.cert) || !same_str(cur->https.key, cfg->https.key) ||
         !same_str(cur->https.client_ca, cfg->https.client_ca))

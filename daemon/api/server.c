@@ -18,12 +18,7 @@
 #include "core/confhold.h"
 #include "core/log.h"
 
-/* Threads serving requests per listener: one per CPU, like nginx's `worker_processes auto`.
- * Requests are short and the long-running work (ACME orders) runs on the daemon's own workers;
- * more threads than CPUs only added context switches and latency on the delivery endpoints
- * (tests/bench/delivery). At least two, so that one slow request (a long listing) does not hold
- * up the rest. */
-#define API_THREADS_MIN 2
+/* Most threads per listener ([daemon] api_threads). */
 #define API_THREADS_MAX API_ACCEPTOR_SHARDS_MAX
 #define API_CONNECTION_TIMEOUT_S 30
 #define API_CONNECTION_LIMIT 1024
@@ -52,11 +47,21 @@ struct api_server {
     struct api_tls_listener *tls;
 };
 
-static size_t api_threads(void)
+/*
+ * Threads per listener: [daemon] api_threads, or one less than the CPUs (at least one). The
+ * socket's callers run on this host, and so do ACME orders and often the proxies: with a core
+ * left to them the delivery endpoints kept a p99 under 2 ms, where one thread per CPU had it
+ * at 4 ms, for the same or more requests per second (tests/bench/delivery on 2 CPUs).
+ */
+static size_t api_threads(struct api_context *ctx)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < API_THREADS_MIN)
-        return API_THREADS_MIN;
+    const struct config *cfg = config_holder_get(ctx->config);
+    long n = cfg->daemon.api_threads;
+    config_holder_put(ctx->config, cfg);
+    if (n == 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+    if (n < 1)
+        return 1;
     return n > API_THREADS_MAX ? API_THREADS_MAX : (size_t)n;
 }
 
@@ -246,8 +251,9 @@ static int start_pooled(struct api_server *srv, int listen_fd, size_t threads)
 {
     const struct MHD_OptionItem placement[] = {
         {MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
-        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, API_CONNECTION_LIMIT, NULL},
+        /* One thread is the daemon's own: MHD warns about a pool of one. */
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     static const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
@@ -292,8 +298,9 @@ static int server_start(int listen_fd, struct api_context *ctx, const struct api
         log_error("cannot start the events feed: %s", strerror(-rc));
         close(listen_fd);
     } else {
-        rc = tls ? start_sharded(srv, listen_fd, api_threads(), tls_opts)
-                 : start_pooled(srv, listen_fd, api_threads());
+        size_t threads = api_threads(ctx);
+        rc = tls ? start_sharded(srv, listen_fd, threads, tls_opts)
+                 : start_pooled(srv, listen_fd, threads);
         if (rc == -EIO)
             log_error("cannot start the HTTP%s server on %s", tls ? "S" : "",
                       tls ? tls->listen : "the API socket");

@@ -599,6 +599,7 @@ static const struct key_def keys[] = {
     {SEC_DAEMON, "log_level", parse_log_level, IN_CFG(daemon.log_level)},
     {SEC_DAEMON, "events_retention", parse_duration, IN_CFG(daemon.events_retention), .min = 3600,
      .max = 3650u * 24 * 3600},
+    {SEC_DAEMON, "api_threads", parse_unsigned, IN_CFG(daemon.api_threads), .min = 0, .max = 16},
 
     {SEC_ACME, "default_ca", parse_ca_ref, IN_CFG(acme.default_ca)},
     {SEC_ACME, "contact", parse_contacts, IN_CFG(acme.contact)},

@@ -59,6 +59,7 @@ struct config {
         char *user;           /* NULL = do not drop privileges */
         enum log_level log_level; /* default info */
         unsigned events_retention; /* seconds events are kept, default 90d, at least 1h */
+        unsigned api_threads;      /* threads per API listener, 0 = one less than the CPUs */
     } daemon;
 
     struct {

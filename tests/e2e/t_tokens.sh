@@ -299,7 +299,11 @@ refused_now() {
     timeout 5 socat -T 2 -u "TCP:127.0.0.1:$HTTPS_PORT,bind=$1" /dev/null 2>/dev/null || true
     [ $(( ${EPOCHREALTIME/./} - start )) -lt 1000000 ]
 }
-check "with 32 connections open from 127.0.0.3, a 33rd is closed at once" wait_for 10 "refused_now 127.0.0.3"
+# All 32 connected (the kernel's count) before any probe, so no probe can take a slot of theirs:
+# certd accepts in arrival order and counts a connection as soon as it takes it.
+held_up() { [ "$(ss -Htn state established "( dport = :$HTTPS_PORT )" | grep -c '127\.0\.0\.3:')" -ge 32 ]; }
+check "32 connections from 127.0.0.3 are up" wait_for 10 held_up
+check "with 32 connections open from 127.0.0.3, a 33rd is closed at once" refused_now 127.0.0.3
 check "another address still connects" eval '! refused_now 127.0.0.4'
 kill "${held[@]:0:4}" 2>/dev/null
 check "once 4 are closed, 127.0.0.3 connects again" wait_for 10 "! refused_now 127.0.0.3"
