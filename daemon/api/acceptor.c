@@ -123,7 +123,7 @@ static bool pending_add(struct api_acceptor *a, int fd, const uint8_t key[16])
         held += memcmp(a->pending[i].key, key, 16) == 0;
     bool ok = held < a->per_addr_limit;
     if (ok) {
-        if (a->pending_used == PENDING_MAX) /* daemons far behind: forget the oldest */
+        if (a->pending_used == PENDING_MAX) /* daemons far behind: forget one */
             a->pending[0] = a->pending[--a->pending_used];
         a->pending[a->pending_used].fd = fd;
         memcpy(a->pending[a->pending_used].key, key, 16);
@@ -267,8 +267,8 @@ static void *accept_main(void *arg)
         for (int i = 0; i < ACCEPT_BURST; i++) {
             struct sockaddr_storage ss;
             socklen_t len = sizeof(ss);
-            int fd = accept4(a->listen_fd, (struct sockaddr *)&ss, &len,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+            int fd =
+                accept4(a->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd >= 0) {
                 warned = false;
                 hand_over(a, fd, (struct sockaddr *)&ss, len, &burst);

@@ -206,8 +206,8 @@ static void release_entry(void *cls)
 /* Answers 200 with E's body WHAT (or 304 when the client has it), the response holding E's
  * reference (taken over from the caller) as long as MHD needs the bytes. */
 static enum MHD_Result respond_entry(struct api_request *req, struct index_entry *e,
-                                     enum index_body what, char *(*render)(const struct index_entry *),
-                                     const char *ctype)
+                                     enum index_body what,
+                                     char *(*render)(const struct index_entry *), const char *ctype)
 {
     const char *etag = index_entry_etag(e);
     if (api_if_none_match(req, etag)) {

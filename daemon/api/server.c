@@ -39,7 +39,7 @@ struct api_server {
     struct MHD_Daemon *mhd[API_ACCEPTOR_SHARDS_MAX];
     size_t mhd_count;
     struct api_context *ctx;
-    struct api_feed *feed;      /* long-polls of GET /v1/events (h_events.c) */
+    struct api_feed *feed; /* long-polls of GET /v1/events (h_events.c) */
     /* The HTTPS listener only: what its requests point at, and the PEM buffers handed to
      * libmicrohttpd (kept for the daemon's life; the key is wiped at stop). */
     bool is_remote;
@@ -141,9 +141,8 @@ static void peer_address(struct MHD_Connection *conn, char *out, size_t outsz)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct api_server *srv = cls;
     struct api_request *req = *con_cls;
@@ -210,15 +209,14 @@ static struct MHD_Daemon *start_daemon(struct api_server *srv, unsigned flags,
                                        const struct MHD_OptionItem *placement, void *shard,
                                        const struct MHD_OptionItem *extra)
 {
-    return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG | flags,
-        0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        shard ? api_acceptor_notify : NULL, shard, MHD_OPTION_ARRAY, placement,
-        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | flags,
+                            0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                            NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                            MHD_OPTION_NOTIFY_CONNECTION, shard ? api_acceptor_notify : NULL, shard,
+                            MHD_OPTION_ARRAY, placement, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
 }
 
 /* THREADS single-threaded daemons fed by an acceptor on LISTEN_FD (owned from here). */

@@ -19,7 +19,7 @@
 
 struct cache_entry {
     bool used;
-    uint64_t generation;  /* store_token_generation when the row was read */
+    uint64_t generation; /* store_token_generation when the row was read */
     int64_t fetched_ms;
     int64_t last_used_at; /* as stored, then as touched through this cache */
     struct token_view view;

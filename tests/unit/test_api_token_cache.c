@@ -123,10 +123,10 @@ static void test_corrupt_rows_refused(void **state)
     add_token(f->st, &tok, "web", NULL);
 
     static const char *const bad[] = {
-        "scope_json = '[]'",          /* would read as unscoped */
-        "scope_json = '[\"a\", 1]'",  /* not all strings */
+        "scope_json = '[]'",         /* would read as unscoped */
+        "scope_json = '[\"a\", 1]'", /* not all strings */
         "scope_json = '{}'",
-        "hash = 'abcdef'",            /* not a SHA-256 in hex */
+        "hash = 'abcdef'", /* not a SHA-256 in hex */
         "salt = '00'",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
