@@ -103,6 +103,7 @@ static void test_defaults(void **state)
     assert_null(cfg->daemon.socket_group);
     assert_null(cfg->daemon.user);
     assert_int_equal(cfg->daemon.log_level, LOG_LVL_INFO);
+    assert_int_equal(cfg->daemon.api_threads, 0);
     assert_string_equal(cfg->acme.default_ca, "letsencrypt");
     assert_int_equal(cfg->acme.contact.count, 0);
     assert_int_equal(cfg->acme.account_key_type, KEY_EC_P256);
@@ -163,6 +164,7 @@ static const char full_conf[] =
     "socket_group = certd-admins\n"
     "user = certd\n"
     "log_level = debug\n"
+    "api_threads = 16\n"
     "\n"
     "[acme]\n"
     "default_ca = pebble\n"
@@ -209,6 +211,7 @@ static void test_full_file(void **state)
     assert_string_equal(cfg->daemon.socket_group, "certd-admins");
     assert_string_equal(cfg->daemon.user, "certd");
     assert_int_equal(cfg->daemon.log_level, LOG_LVL_DEBUG);
+    assert_int_equal(cfg->daemon.api_threads, 16);
     assert_string_equal(cfg->acme.default_ca, "pebble");
     assert_int_equal(cfg->acme.contact.count, 2);
     assert_string_equal(cfg->acme.contact.items[0], "mailto:admin@example.com");
@@ -545,6 +548,8 @@ static void test_bad_values(void **state)
     expect_error("[daemon]\nlog_level = loud\n", 2,
                  "expected error, warning, notice, info or debug");
     expect_error("[acme]\naccount_key_type = dsa\n", 2, "expected ec-p256, ec-p384");
+    expect_error("[daemon]\napi_threads = 17\n", 2, "expected a whole number from 0 to 16");
+    expect_error("[daemon]\napi_threads = -1\n", 2, "from 0 to 16");
     expect_error("[acme]\nmax_concurrent_orders = 0\n", 2, "expected a whole number from 1 to 64");
     expect_error("[acme]\nmax_concurrent_orders = 65\n", 2, "from 1 to 64");
     expect_error("[acme]\nmax_concurrent_orders = 4x\n", 2, "from 1 to 64");
