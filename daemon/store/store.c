@@ -70,6 +70,22 @@ int store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
     return store_db_error(st, rc, what);
 }
 
+int store_step_row(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -ENOENT : store_db_error(st, rc, what);
+}
+
+int store_step_changed(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int ret = store_step_done(st, s, what);
+    if (ret == 0 && sqlite3_changes(st->db) == 0)
+        ret = -ENOENT;
+    return ret;
+}
+
 int store_col_strdup(sqlite3_stmt *s, int col, char **out)
 {
     const unsigned char *txt = sqlite3_column_text(s, col);
@@ -89,6 +105,75 @@ void *store_list_grow(void *list, size_t *cap, size_t n, size_t elem)
     if (nl)
         *cap = ncap;
     return nl;
+}
+
+int store_rows_collect(struct store *st, sqlite3_stmt *s, struct store_rows *rows, size_t elem,
+                       store_row_fn row, void *ctx, const char *what)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char *items = store_list_grow(rows->items, &rows->cap, rows->n, elem);
+        if (!items)
+            return -ENOMEM;
+        rows->items = items;
+        int ret = row(s, items + rows->n * elem, ctx);
+        if (ret < 0)
+            return ret;
+        rows->n++;
+    }
+    return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, what);
+}
+
+int store_row_id(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    *(int64_t *)item = sqlite3_column_int64(s, 0);
+    return 0;
+}
+
+int store_ids_due(struct store *st, const char *sql, int64_t now, size_t limit, const char *what,
+                  int64_t **ids, size_t *count)
+{
+    struct store_rows rows = {0};
+    sqlite3_stmt *s = NULL;
+
+    *ids = NULL;
+    *count = 0;
+    if (limit == 0)
+        return 0;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st, sql, &s);
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, now)) == 0 &&
+        (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) == 0)
+        ret = store_rows_collect(st, s, &rows, sizeof(int64_t), store_row_id, NULL, what);
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    if (ret < 0) {
+        free(rows.items);
+        return ret;
+    }
+    *ids = rows.items;
+    *count = rows.n;
+    return 0;
+}
+
+int store_next_time(struct store *st, const char *sql, const char *what, int64_t *when)
+{
+    sqlite3_stmt *s = NULL;
+
+    *when = 0;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st, sql, &s);
+    if (ret == 0) {
+        ret = store_step_row(st, s, what);
+        if (ret == 0)
+            *when = sqlite3_column_int64(s, 0);
+        else if (ret == -ENOENT)
+            ret = 0;
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return ret;
 }
 
 static int exec_simple(struct store *st, const char *sql, const char *what)
@@ -135,6 +220,19 @@ void store_tx_rollback(struct store *st)
     if (!sqlite3_get_autocommit(st->db))
         (void)exec_simple(st, "ROLLBACK", "rollback");
     st->pending_event_id = 0;
+}
+
+int store_tx_finish(struct store *st, sqlite3_stmt *s, int ret, const struct store_event_in *ev)
+{
+    /* Finalized before the rollback, which an unfinished statement could otherwise hold up. */
+    sqlite3_finalize(s);
+    if (ret == 0 && ev)
+        ret = store_event_insert(st, ev, NULL);
+    if (ret == 0)
+        ret = store_tx_commit(st);
+    if (ret < 0)
+        store_tx_rollback(st);
+    return ret;
 }
 
 sqlite3 *store_sqlite_handle(struct store *st)

@@ -95,6 +95,13 @@ static int account_from_row(sqlite3_stmt *s, bool with_key, struct store_account
     return 0;
 }
 
+/* A list row (no key) as a store_rows_collect converter. */
+static int account_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return account_from_row(s, false, item);
+}
+
 int store_account_get(struct store *st, const char *ca, const char *directory_url,
                       struct store_account **out)
 {
@@ -110,19 +117,10 @@ int store_account_get(struct store *st, const char *ca, const char *directory_ur
                             "SELECT " ACCOUNT_COLUMNS ", a.key_pem" ACCOUNT_FROM
                             " WHERE c.name = ?1 AND c.directory_url = ?2",
                             &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_text(st, s, 1, ca)) < 0 ||
-        (ret = store_bind_text(st, s, 2, directory_url)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, ca)) == 0 &&
+        (ret = store_bind_text(st, s, 2, directory_url)) == 0 &&
+        (ret = store_step_row(st, s, "get account")) == 0)
         ret = account_from_row(s, true, out);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, "get account");
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -152,11 +150,11 @@ static int ca_ensure(struct store *st, const char *name, const char *directory_u
     ret = store_prepare(st, "SELECT id FROM cas WHERE name = ?1", &s);
     if (ret < 0 || (ret = store_bind_text(st, s, 1, name)) < 0)
         goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    ret = store_step_row(st, s, "get CA");
+    if (ret == 0)
         *id_out = sqlite3_column_int64(s, 0);
-    else
-        ret = rc == SQLITE_DONE ? -EIO : store_db_error(st, rc, "get CA");
+    else if (ret == -ENOENT)
+        ret = -EIO; /* the row was just ensured */
 out:
     sqlite3_finalize(s);
     return ret;
@@ -222,13 +220,10 @@ int store_account_put(struct store *st, const struct store_account *a,
     int ret = store_tx_begin(st);
     if (ret < 0)
         goto unlock;
-    if ((ret = ca_ensure(st, a->ca, a->directory_url, now, &ca_id)) < 0 ||
-        (ret = account_drop(st, ca_id)) < 0 || (ret = account_insert(st, ca_id, a, now)) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    store_tx_rollback(st);
+    if ((ret = ca_ensure(st, a->ca, a->directory_url, now, &ca_id)) == 0 &&
+        (ret = account_drop(st, ca_id)) == 0)
+        ret = account_insert(st, ca_id, a, now);
+    ret = store_tx_finish(st, NULL, ret, ev);
 unlock:
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -254,69 +249,39 @@ int store_account_update(struct store *st, const char *ca, const char *account_u
                         " key_type = COALESCE(?5, key_type), key_pem = COALESCE(?6, key_pem),"
                         " updated_at = ?7 WHERE ca_id = (SELECT id FROM cas WHERE name = ?1)",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_text(st, s, 1, ca)) < 0 ||
-        (ret = store_bind_text(st, s, 2, account_url)) < 0 ||
-        (ret = store_bind_text(st, s, 3, status)) < 0 ||
-        (ret = store_bind_text(st, s, 4, contact_json)) < 0 ||
-        (ret = store_bind_text(st, s, 5, key_type)) < 0 ||
-        (ret = store_bind_text(st, s, 6, key_pem)) < 0 ||
-        (ret = store_bind_int64(st, s, 7, store_now())) < 0 ||
-        (ret = store_step_done(st, s, "update account")) < 0)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
-        ret = -ENOENT;
-        goto fail;
-    }
-    if ((ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, ca)) == 0 &&
+        (ret = store_bind_text(st, s, 2, account_url)) == 0 &&
+        (ret = store_bind_text(st, s, 3, status)) == 0 &&
+        (ret = store_bind_text(st, s, 4, contact_json)) == 0 &&
+        (ret = store_bind_text(st, s, 5, key_type)) == 0 &&
+        (ret = store_bind_text(st, s, 6, key_pem)) == 0 &&
+        (ret = store_bind_int64(st, s, 7, store_now())) == 0)
+        ret = store_step_changed(st, s, "update account");
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
 
 int store_account_list(struct store *st, struct store_account ***out, size_t *count)
 {
-    struct store_account **list = NULL;
-    size_t n = 0, cap = 0;
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
 
     *out = NULL;
     *count = 0;
     pthread_mutex_lock(&st->lock);
     int ret = store_prepare(st, "SELECT " ACCOUNT_COLUMNS ACCOUNT_FROM " ORDER BY c.name", &s);
-    if (ret < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_account **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = account_from_row(s, false, &list[n])) < 0)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list accounts");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
+    if (ret == 0)
+        ret = store_rows_collect(st, s, &rows, sizeof(struct store_account *), account_row, NULL,
+                                 "list accounts");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    store_account_list_free(list, n);
-    return ret;
+    if (ret < 0) {
+        store_account_list_free(rows.items, rows.n);
+        return ret;
+    }
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }

@@ -52,21 +52,14 @@ int store_challenge_add(struct store *st, const struct store_challenge *c, int64
                             " SELECT ?1, ?2, ?3, ?4, ?5, ?6"
                             " WHERE EXISTS (SELECT 1 FROM orders WHERE id = ?1)",
                             &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_int64(st, s, 1, c->order_id)) < 0 ||
-        (ret = store_bind_text(st, s, 2, c->type)) < 0 ||
-        (ret = store_bind_text(st, s, 3, c->identifier)) < 0 ||
-        (ret = store_bind_text(st, s, 4, c->token)) < 0 ||
-        (ret = store_bind_text(st, s, 5, c->key_authorization)) < 0 ||
-        (ret = store_bind_int64(st, s, 6, store_now())) < 0 ||
-        (ret = store_step_done(st, s, "insert challenge")) < 0)
-        goto out;
-    if (sqlite3_changes(st->db) == 0)
-        ret = -ENOENT;
-    else if (id_out)
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, c->order_id)) == 0 &&
+        (ret = store_bind_text(st, s, 2, c->type)) == 0 &&
+        (ret = store_bind_text(st, s, 3, c->identifier)) == 0 &&
+        (ret = store_bind_text(st, s, 4, c->token)) == 0 &&
+        (ret = store_bind_text(st, s, 5, c->key_authorization)) == 0 &&
+        (ret = store_bind_int64(st, s, 6, store_now())) == 0 &&
+        (ret = store_step_changed(st, s, "insert challenge")) == 0 && id_out)
         *id_out = sqlite3_last_insert_rowid(st->db);
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -77,14 +70,8 @@ int store_challenge_delete(struct store *st, int64_t id)
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = NULL;
     int ret = store_prepare(st, "DELETE FROM challenges WHERE id = ?1", &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
-        (ret = store_step_done(st, s, "delete challenge")) < 0)
-        goto out;
-    if (sqlite3_changes(st->db) == 0)
-        ret = -ENOENT;
-out:
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, id)) == 0)
+        ret = store_step_changed(st, s, "delete challenge");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -108,11 +95,17 @@ static int challenge_from_row(sqlite3_stmt *s, struct store_challenge **out)
     return 0;
 }
 
+/* challenge_from_row as a store_rows_collect converter. */
+static int challenge_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return challenge_from_row(s, item);
+}
+
 int store_challenge_list(struct store *st, int64_t order_id, struct store_challenge ***out,
                          size_t *count)
 {
-    struct store_challenge **list = NULL;
-    size_t n = 0, cap = 0;
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
 
     *out = NULL;
@@ -125,33 +118,18 @@ int store_challenge_list(struct store *st, int64_t order_id, struct store_challe
                                        " WHERE order_id = ?1 ORDER BY id"
                                      : "SELECT " CHALLENGE_COLUMNS " FROM challenges ORDER BY id",
                             &s);
-    if (ret < 0 || (order_id && (ret = store_bind_int64(st, s, 1, order_id)) < 0))
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_challenge **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = challenge_from_row(s, &list[n])) < 0)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list challenges");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
+    if (ret == 0 && (!order_id || (ret = store_bind_int64(st, s, 1, order_id)) == 0))
+        ret = store_rows_collect(st, s, &rows, sizeof(struct store_challenge *), challenge_row,
+                                 NULL, "list challenges");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    store_challenge_list_free(list, n);
-    return ret;
+    if (ret < 0) {
+        store_challenge_list_free(rows.items, rows.n);
+        return ret;
+    }
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }
 
 int store_challenge_find_token(struct store *st, const char *token, char **key_auth_out)
@@ -172,16 +150,9 @@ int store_challenge_find_token(struct store *st, const char *token, char **key_a
                             " WHERE c.token = ?1 AND c.type = 'http-01' AND o.finished = 0"
                             " ORDER BY c.id DESC LIMIT 1",
                             &s);
-    if (ret < 0 || (ret = store_bind_text(st, s, 1, token)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, token)) == 0 &&
+        (ret = store_step_row(st, s, "find challenge token")) == 0)
         ret = store_col_strdup(s, 0, key_auth_out) < 0 || !*key_auth_out ? -ENOMEM : 0;
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, "find challenge token");
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;

@@ -81,35 +81,28 @@ void store_domain_list_free(struct store_domain **list, size_t count)
     free(list);
 }
 
+/* Row converter for alt names, which are never NULL. */
+static int alt_name_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    char **name = item;
+    (void)ctx;
+    return store_col_strdup(s, 0, name) < 0 || !*name ? -ENOMEM : 0;
+}
+
 static int load_alt_names(struct store *st, struct store_domain *d)
 {
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
-    size_t cap = 0;
     int ret = store_prepare(
         st, "SELECT name FROM domain_names WHERE domain_id = ?1 ORDER BY position", &s);
     if (ret < 0)
         return ret;
-    if ((ret = store_bind_int64(st, s, 1, d->id)) < 0)
-        goto out;
-
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char **nl = store_list_grow(d->alt_names, &cap, d->alt_count, sizeof(*nl));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        d->alt_names = nl;
-        char *name = NULL;
-        if (store_col_strdup(s, 0, &name) < 0 || !name) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        d->alt_names[d->alt_count++] = name;
-    }
-    if (rc != SQLITE_DONE)
-        ret = store_db_error(st, rc, "load alt names");
-out:
+    if ((ret = store_bind_int64(st, s, 1, d->id)) == 0)
+        ret =
+            store_rows_collect(st, s, &rows, sizeof(char *), alt_name_row, NULL, "load alt names");
+    /* Kept on error too: the caller frees D with what was read. */
+    d->alt_names = rows.items;
+    d->alt_count = rows.n;
     sqlite3_finalize(s);
     return ret;
 }
@@ -143,22 +136,21 @@ fail:
     return ret;
 }
 
+/* domain_from_row as a store_rows_collect converter; CTX is the store. */
+static int domain_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    return domain_from_row(ctx, s, item);
+}
+
 static int domain_get_locked(struct store *st, const char *name, struct store_domain **out)
 {
     sqlite3_stmt *s = NULL;
     int ret = store_prepare(st, "SELECT " DOMAIN_COLUMNS " FROM domains WHERE name = ?1", &s);
     if (ret < 0)
         return ret;
-    if ((ret = store_bind_text(st, s, 1, name)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if ((ret = store_bind_text(st, s, 1, name)) == 0 &&
+        (ret = store_step_row(st, s, "get domain")) == 0)
         ret = domain_from_row(st, s, out);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, "get domain");
-out:
     sqlite3_finalize(s);
     return ret;
 }
@@ -170,19 +162,12 @@ static int domain_lookup(struct store *st, const char *name, int64_t *id, bool *
     int ret = store_prepare(st, "SELECT id, status FROM domains WHERE name = ?1", &s);
     if (ret < 0)
         return ret;
-    if ((ret = store_bind_text(st, s, 1, name)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    if ((ret = store_bind_text(st, s, 1, name)) == 0 &&
+        (ret = store_step_row(st, s, "look up domain")) == 0) {
         *id = sqlite3_column_int64(s, 0);
         const unsigned char *status = sqlite3_column_text(s, 1);
         *removed = status && strcmp((const char *)status, DOMAIN_STATUS_REMOVED) == 0;
-    } else if (rc == SQLITE_DONE) {
-        ret = -ENOENT;
-    } else {
-        ret = store_db_error(st, rc, "look up domain");
     }
-out:
     sqlite3_finalize(s);
     return ret;
 }
@@ -357,18 +342,12 @@ int store_domain_add(struct store *st, const struct store_domain *d, const struc
         ret = domain_revive(st, id, d, now);
     else if (ret == -ENOENT)
         ret = domain_insert(st, d, now, &id);
-    if (ret < 0)
-        goto fail;
-    if ((ret = names_replace(st, id, d)) < 0 ||
-        (ret = store_key_insert_current(st, id, key, key->key_type ? key->key_type : d->key_type,
-                                        now, NULL)) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    if (out)
+    if (ret == 0 && (ret = names_replace(st, id, d)) == 0)
+        ret = store_key_insert_current(st, id, key, key->key_type ? key->key_type : d->key_type,
+                                       now, NULL);
+    ret = store_tx_finish(st, NULL, ret, ev);
+    if (ret == 0 && out)
         ret = domain_get_locked(st, d->name, out);
-    goto unlock;
-fail:
-    store_tx_rollback(st);
 unlock:
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -388,8 +367,7 @@ int store_domain_get(struct store *st, const char *name, struct store_domain **o
 int store_domain_list(struct store *st, const char *after_name, size_t limit, bool include_removed,
                       struct store_domain ***out, size_t *count)
 {
-    struct store_domain **list = NULL;
-    size_t n = 0, cap = 0;
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
 
     *out = NULL;
@@ -402,39 +380,20 @@ int store_domain_list(struct store *st, const char *after_name, size_t limit, bo
                             " AND (?2 <> 0 OR status <> '" DOMAIN_STATUS_REMOVED "')"
                             " ORDER BY name LIMIT ?3",
                             &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_text(st, s, 1, after_name ? after_name : "")) < 0 ||
-        (ret = store_bind_int64(st, s, 2, include_removed ? 1 : 0)) < 0 ||
-        (ret = store_bind_int64(st, s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) < 0)
-        goto out;
-
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_domain **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        ret = domain_from_row(st, s, &list[n]);
-        if (ret < 0)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list domains");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, after_name ? after_name : "")) == 0 &&
+        (ret = store_bind_int64(st, s, 2, include_removed ? 1 : 0)) == 0 &&
+        (ret = store_bind_int64(st, s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) == 0)
+        ret = store_rows_collect(st, s, &rows, sizeof(struct store_domain *), domain_row, st,
+                                 "list domains");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    store_domain_list_free(list, n);
-    return ret;
+    if (ret < 0) {
+        store_domain_list_free(rows.items, rows.n);
+        return ret;
+    }
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }
 
 int store_domain_update(struct store *st, const struct store_domain *d,
@@ -457,34 +416,26 @@ int store_domain_update(struct store *st, const struct store_domain *d,
     if (ret == 0 && removed)
         ret = -ENOENT;
     if (ret < 0)
-        goto fail;
+        goto finish;
     ret = store_prepare(st,
                         "UPDATE domains SET challenge = ?2, key_type = ?3, ca = ?4,"
                         " updated_at = ?5, reuse_key = ?6, profile = ?7, renew_before = ?8"
                         " WHERE id = ?1",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+    if (ret < 0 || (ret = store_bind_int64(st, s, 1, id)) < 0 ||
         (ret = store_bind_text(st, s, 2, d->challenge)) < 0 ||
         (ret = store_bind_text(st, s, 3, d->key_type)) < 0 ||
         (ret = store_bind_text(st, s, 4, d->ca)) < 0 ||
         (ret = store_bind_int64(st, s, 5, store_now())) < 0 ||
         (ret = bind_renewal_settings(st, s, 6, d)) < 0 ||
         (ret = store_step_done(st, s, "update domain")) < 0)
-        goto fail;
-    if ((ret = names_replace(st, id, d)) < 0 || (ret = store_event_insert(st, ev, NULL)) < 0 ||
-        (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    if (out)
+        goto finish;
+    ret = names_replace(st, id, d);
+finish:
+    ret = store_tx_finish(st, s, ret, ev);
+    if (ret == 0 && out)
         ret = domain_get_locked(st, d->name, out);
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -507,7 +458,7 @@ int store_domain_remove(struct store *st, const char *name, bool purge,
     if (ret == 0 && removed && !purge)
         ret = -ENOENT;
     if (ret < 0)
-        goto fail;
+        goto finish;
     if (purge) {
         /* Names, keys, orders and certificates go with it through ON DELETE CASCADE; with
          * secure_delete their pages are zeroed, so no key PEM lingers in free space. */
@@ -520,12 +471,10 @@ int store_domain_remove(struct store *st, const char *name, bool purge,
                             " WHERE id = ?1",
                             &s);
     }
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+    if (ret < 0 || (ret = store_bind_int64(st, s, 1, id)) < 0 ||
         (!purge && (ret = store_bind_int64(st, s, 2, store_now())) < 0) ||
         (ret = store_step_done(st, s, purge ? "purge domain" : "remove domain")) < 0)
-        goto fail;
+        goto finish;
     if (!purge) {
         /* Its certificate stays "active" as history (a revival supersedes it), but no ARI
          * fetch or expiry warning is due for a domain nobody manages: leaving the timers would
@@ -539,17 +488,11 @@ int store_domain_remove(struct store *st, const char *name, bool purge,
                                  &s)) < 0 ||
             (ret = store_bind_int64(st, s, 1, id)) < 0 ||
             (ret = store_step_done(st, s, "clear certificate timers")) < 0)
-            goto fail;
+            goto finish;
     }
-    if ((ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+finish:
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -606,18 +549,10 @@ int store_domain_check_managed(struct store *st, int64_t id, char **key_type)
                             &s);
     if (ret < 0)
         return ret;
-    if ((ret = store_bind_int64(st, s, 1, id)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        if (key_type && (store_col_strdup(s, 0, key_type) < 0 || !*key_type))
-            ret = -ENOMEM;
-    } else if (rc == SQLITE_DONE) {
-        ret = -ENOENT;
-    } else {
-        ret = store_db_error(st, rc, "check domain");
-    }
-out:
+    if ((ret = store_bind_int64(st, s, 1, id)) == 0 &&
+        (ret = store_step_row(st, s, "check domain")) == 0 && key_type &&
+        (store_col_strdup(s, 0, key_type) < 0 || !*key_type))
+        ret = -ENOMEM;
     sqlite3_finalize(s);
     return ret;
 }
@@ -629,16 +564,9 @@ int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain **o
     *out = NULL;
     pthread_mutex_lock(&st->lock);
     int ret = store_prepare(st, "SELECT " DOMAIN_COLUMNS " FROM domains WHERE id = ?1", &s);
-    if (ret < 0 || (ret = store_bind_int64(st, s, 1, id)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, id)) == 0 &&
+        (ret = store_step_row(st, s, "get domain by id")) == 0)
         ret = domain_from_row(st, s, out);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, "get domain by id");
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -659,15 +587,6 @@ static char *error_capped(const char *err)
             len--;
     }
     return strndup(err, len);
-}
-
-/* UPDATE of a managed domain that fails with -ENOENT when the row is missing or removed. */
-static int update_managed(struct store *st, sqlite3_stmt *s, const char *what)
-{
-    int ret = store_step_done(st, s, what);
-    if (ret == 0 && sqlite3_changes(st->db) == 0)
-        ret = -ENOENT;
-    return ret;
 }
 
 int store_domain_record_failure(struct store *st, int64_t domain_id, const char *error,
@@ -694,22 +613,13 @@ int store_domain_record_failure(struct store *st, int64_t domain_id, const char 
                         " THEN '" DOMAIN_STATUS_ACTIVE "' ELSE '" DOMAIN_STATUS_FAILED "' END"
                         " WHERE id = ?1 AND status <> '" DOMAIN_STATUS_REMOVED "'",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
-        (ret = store_bind_text(st, s, 2, msg)) < 0 ||
-        (ret = store_bind_time(st, s, 3, next_attempt_at)) < 0 ||
-        (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
-        (ret = update_managed(st, s, "record failure")) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, domain_id)) == 0 &&
+        (ret = store_bind_text(st, s, 2, msg)) == 0 &&
+        (ret = store_bind_time(st, s, 3, next_attempt_at)) == 0 &&
+        (ret = store_bind_int64(st, s, 4, store_now())) == 0)
+        ret = store_step_changed(st, s, "record failure");
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     free(msg);
     return ret;
@@ -731,22 +641,13 @@ int store_domain_schedule(struct store *st, int64_t domain_id, int64_t next_atte
                         " next_renewal_at = COALESCE(?3, next_renewal_at), updated_at = ?4"
                         " WHERE id = ?1 AND status <> '" DOMAIN_STATUS_REMOVED "'",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
-        (ret = store_bind_time(st, s, 2, next_attempt_at)) < 0 ||
-        (ret = store_bind_time(st, s, 3, next_renewal_at)) < 0 ||
-        (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
-        (ret = update_managed(st, s, "schedule domain")) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, domain_id)) == 0 &&
+        (ret = store_bind_time(st, s, 2, next_attempt_at)) == 0 &&
+        (ret = store_bind_time(st, s, 3, next_renewal_at)) == 0 &&
+        (ret = store_bind_int64(st, s, 4, store_now())) == 0)
+        ret = store_step_changed(st, s, "schedule domain");
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -773,83 +674,23 @@ int store_domain_replan_renewal(struct store *st, int64_t domain_id, int64_t cer
                         " AND EXISTS (SELECT 1 FROM certificates WHERE id = ?2 AND domain_id = ?1"
                         "  AND status = '" CERT_STATUS_ACTIVE "')",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
-        (ret = store_bind_int64(st, s, 2, cert_id)) < 0 ||
-        (ret = store_bind_int64(st, s, 3, next_renewal_at)) < 0 ||
-        (ret = store_bind_int64(st, s, 4, store_now())) < 0 ||
-        (ret = update_managed(st, s, "replan renewal")) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, domain_id)) == 0 &&
+        (ret = store_bind_int64(st, s, 2, cert_id)) == 0 &&
+        (ret = store_bind_int64(st, s, 3, next_renewal_at)) == 0 &&
+        (ret = store_bind_int64(st, s, 4, store_now())) == 0)
+        ret = store_step_changed(st, s, "replan renewal");
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
 
 int store_domains_due(struct store *st, int64_t now, size_t limit, int64_t **ids, size_t *count)
 {
-    int64_t *list = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *s = NULL;
-
-    *ids = NULL;
-    *count = 0;
-    if (limit == 0)
-        return 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st, STORE_SQL_DOMAINS_DUE, &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_int64(st, s, 1, now)) < 0 ||
-        (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t *nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        list[n++] = sqlite3_column_int64(s, 0);
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "due domains");
-        goto out;
-    }
-    *ids = list;
-    *count = n;
-    list = NULL;
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    free(list);
-    return ret;
+    return store_ids_due(st, STORE_SQL_DOMAINS_DUE, now, limit, "due domains", ids, count);
 }
 
 int store_next_due(struct store *st, int64_t *when)
 {
-    sqlite3_stmt *s = NULL;
-
-    *when = 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st, STORE_SQL_NEXT_DUE, &s);
-    if (ret < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *when = sqlite3_column_int64(s, 0);
-    else if (rc != SQLITE_DONE)
-        ret = store_db_error(st, rc, "next due");
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return ret;
+    return store_next_time(st, STORE_SQL_NEXT_DUE, "next due", when);
 }

@@ -112,11 +112,17 @@ static int event_from_row(sqlite3_stmt *s, struct store_event **out)
     return 0;
 }
 
+/* event_from_row as a store_rows_collect converter. */
+static int event_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return event_from_row(s, item);
+}
+
 int store_event_list(struct store *st, int64_t after_id, size_t limit, struct store_event ***out,
                      size_t *count)
 {
-    struct store_event **list = NULL;
-    size_t n = 0, cap = 0;
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
 
     *out = NULL;
@@ -126,38 +132,19 @@ int store_event_list(struct store *st, int64_t after_id, size_t limit, struct st
                             "SELECT id, created_at, type, domain, actor, detail_json FROM events"
                             " WHERE id > ?1 ORDER BY id LIMIT ?2",
                             &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_int64(st, s, 1, after_id)) < 0 ||
-        (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) < 0)
-        goto out;
-
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_event **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        ret = event_from_row(s, &list[n]);
-        if (ret < 0)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list events");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, after_id)) == 0 &&
+        (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) == 0)
+        ret = store_rows_collect(st, s, &rows, sizeof(struct store_event *), event_row, NULL,
+                                 "list events");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    store_event_list_free(list, n);
-    return ret;
+    if (ret < 0) {
+        store_event_list_free(rows.items, rows.n);
+        return ret;
+    }
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }
 
 int store_event_last_id(struct store *st, int64_t *id_out)

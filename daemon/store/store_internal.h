@@ -72,6 +72,14 @@ static inline int store_bind_id(struct store *st, sqlite3_stmt *s, int idx, int6
 /* Steps a statement that returns no row (INSERT/UPDATE/DELETE). 0 or a mapped error. */
 int store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
 
+/* Steps S and expects a row: 0 when S is on one, -ENOENT when there is none, or a mapped error
+ * (logged as WHAT). */
+int store_step_row(struct store *st, sqlite3_stmt *s, const char *what);
+
+/* Steps a statement that must change a row (UPDATE/DELETE of one row): 0, -ENOENT when it
+ * changed none, or a mapped error (logged as WHAT). */
+int store_step_changed(struct store *st, sqlite3_stmt *s, const char *what);
+
 /* Copies text column COL into *OUT (NULL for SQL NULL). 0 or -ENOMEM. */
 int store_col_strdup(sqlite3_stmt *s, int col, char **out);
 
@@ -80,12 +88,51 @@ int store_col_strdup(sqlite3_stmt *s, int col, char **out);
  * allocation failure with LIST untouched. */
 void *store_list_grow(void *list, size_t *cap, size_t n, size_t elem);
 
+/* A list being collected from rows: ITEMS (malloc'd) holds N elements, with room for CAP. */
+struct store_rows {
+    void *items;
+    size_t n, cap;
+};
+
+/* Converts the row S is on into the list element at ITEM (CTX is store_rows_collect's). 0 or a
+ * negative errno; on error nothing is left at ITEM to free. */
+typedef int (*store_row_fn)(sqlite3_stmt *s, void *item, void *ctx);
+
+/*
+ * Steps S (prepared and bound) to its last row, appending one element of ELEM bytes per row to
+ * ROWS through ROW. 0 once every row is read; -ENOMEM, ROW's error, or a step error mapped and
+ * logged as WHAT. On error ROWS keeps the elements converted so far, for the caller to free
+ * with the list.
+ */
+int store_rows_collect(struct store *st, sqlite3_stmt *s, struct store_rows *rows, size_t elem,
+                       store_row_fn row, void *ctx, const char *what);
+
+/* Row converter for a list of int64_t: column 0. */
+int store_row_id(sqlite3_stmt *s, void *item, void *ctx);
+
+/*
+ * Takes the lock and runs SQL, a due query (?1 = NOW, ?2 = LIMIT, one id column), into *IDS
+ * (malloc'd, *COUNT of them; NULL and 0 when none or LIMIT is 0). Errors are logged as WHAT.
+ */
+int store_ids_due(struct store *st, const char *sql, int64_t now, size_t limit, const char *what,
+                  int64_t **ids, size_t *count);
+
+/* Takes the lock and runs SQL, a "next time" query (no parameter, one time column, at most one
+ * row): *WHEN is that time, 0 when there is no row. Errors are logged as WHAT. */
+int store_next_time(struct store *st, const char *sql, const char *what, int64_t *when);
+
 /* BEGIN IMMEDIATE: take the write lock up front so a transaction never fails half-way with
  * SQLITE_BUSY on its first write. */
 int store_tx_begin(struct store *st);
 int store_tx_commit(struct store *st);
 /* Rolls back if a transaction is still open (SQLite ends some on its own after an error). */
 void store_tx_rollback(struct store *st);
+/*
+ * Ends the transaction the caller began with store_tx_begin, RET being its outcome so far:
+ * finalizes S (NULL for none) first, then when RET is 0 inserts EV (unless NULL) and commits;
+ * when RET or either of those is an error, rolls back. Returns 0 or the first error.
+ */
+int store_tx_finish(struct store *st, sqlite3_stmt *s, int ret, const struct store_event_in *ev);
 
 /* Checks an event and inserts it; the caller holds the lock and, for mutations, a transaction.
  * -EINVAL when type or actor is missing or detail_json is not a JSON object. */

@@ -116,6 +116,20 @@ static int cert_from_row(sqlite3_stmt *s, bool with_chain, struct store_cert **o
     return 0;
 }
 
+/* A key row (no PEM) as a store_rows_collect converter. */
+static int key_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return key_from_row(s, false, item);
+}
+
+/* A certificate row (no chain) as a store_rows_collect converter. */
+static int cert_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return cert_from_row(s, false, item);
+}
+
 /* Fetches the single row SQL (one int64 parameter) selects; -ENOENT when there is none. */
 static int fetch_one(struct store *st, const char *sql, int64_t param, const char *what,
                      sqlite3_stmt **out)
@@ -123,59 +137,47 @@ static int fetch_one(struct store *st, const char *sql, int64_t param, const cha
     int ret = store_prepare(st, sql, out);
     if (ret < 0)
         return ret;
-    if ((ret = store_bind_int64(st, *out, 1, param)) < 0)
-        goto fail;
-    int rc = sqlite3_step(*out);
-    if (rc == SQLITE_ROW)
+    if ((ret = store_bind_int64(st, *out, 1, param)) == 0 &&
+        (ret = store_step_row(st, *out, what)) == 0)
         return 0;
-    ret = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, rc, what);
-fail:
     sqlite3_finalize(*out);
     *out = NULL;
+    return ret;
+}
+
+/* Takes the lock and collects every row SQL (one int64 parameter) selects into ROWS, elements of
+ * ELEM bytes made by ROW. On error ROWS keeps what was converted, for the caller to free. */
+static int fetch_all(struct store *st, const char *sql, int64_t param, size_t elem,
+                     store_row_fn row, const char *what, struct store_rows *rows)
+{
+    sqlite3_stmt *s = NULL;
+    pthread_mutex_lock(&st->lock);
+    int ret = store_prepare(st, sql, &s);
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, param)) == 0)
+        ret = store_rows_collect(st, s, rows, elem, row, NULL, what);
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
     return ret;
 }
 
 /* Newest first: ids only grow, whereas created_at follows a clock that can step back. */
 int store_key_list(struct store *st, int64_t domain_id, struct store_key ***out, size_t *count)
 {
-    struct store_key **list = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *s = NULL;
+    struct store_rows rows = {0};
 
     *out = NULL;
     *count = 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st,
-                            "SELECT " KEY_COLUMNS " FROM private_keys WHERE domain_id = ?1"
-                            " ORDER BY id DESC",
-                            &s);
-    if (ret < 0 || (ret = store_bind_int64(st, s, 1, domain_id)) < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_key **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = key_from_row(s, false, &list[n])) < 0)
-            goto out;
-        n++;
+    int ret = fetch_all(st,
+                        "SELECT " KEY_COLUMNS " FROM private_keys WHERE domain_id = ?1"
+                        " ORDER BY id DESC",
+                        domain_id, sizeof(struct store_key *), key_row, "list keys", &rows);
+    if (ret < 0) {
+        store_key_list_free(rows.items, rows.n);
+        return ret;
     }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list keys");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    store_key_list_free(list, n);
-    return ret;
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }
 
 int store_key_current(struct store *st, int64_t domain_id, struct store_key **out)
@@ -215,44 +217,22 @@ int store_key_get_pem(struct store *st, int64_t key_id, struct store_key **out)
 
 int store_cert_list(struct store *st, int64_t domain_id, struct store_cert ***out, size_t *count)
 {
-    struct store_cert **list = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *s = NULL;
+    struct store_rows rows = {0};
 
     *out = NULL;
     *count = 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st,
-                            "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = ?1"
-                            " ORDER BY id DESC",
-                            &s);
-    if (ret < 0 || (ret = store_bind_int64(st, s, 1, domain_id)) < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_cert **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = cert_from_row(s, false, &list[n])) < 0)
-            goto out;
-        n++;
+    int ret =
+        fetch_all(st,
+                  "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = ?1"
+                  " ORDER BY id DESC",
+                  domain_id, sizeof(struct store_cert *), cert_row, "list certificates", &rows);
+    if (ret < 0) {
+        store_cert_list_free(rows.items, rows.n);
+        return ret;
     }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list certificates");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    store_cert_list_free(list, n);
-    return ret;
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }
 
 int store_cert_current(struct store *st, int64_t domain_id, struct store_cert **out)
@@ -342,17 +322,12 @@ int store_key_add(struct store *st, int64_t domain_id, const struct store_key *k
     int ret = store_tx_begin(st);
     if (ret < 0)
         goto unlock;
-    if ((ret = store_domain_check_managed(st, domain_id, &domain_key_type)) < 0 ||
-        (ret =
-             store_key_insert_current(st, domain_id, k, k->key_type ? k->key_type : domain_key_type,
-                                      store_now(), &id)) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    if (id_out)
+    if ((ret = store_domain_check_managed(st, domain_id, &domain_key_type)) == 0)
+        ret = store_key_insert_current(
+            st, domain_id, k, k->key_type ? k->key_type : domain_key_type, store_now(), &id);
+    ret = store_tx_finish(st, NULL, ret, ev);
+    if (ret == 0 && id_out)
         *id_out = id;
-    goto unlock;
-fail:
-    store_tx_rollback(st);
 unlock:
     pthread_mutex_unlock(&st->lock);
     free(domain_key_type);
@@ -456,7 +431,7 @@ int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_re
     if (ret < 0)
         goto unlock;
     if ((ret = store_domain_check_managed(st, c->domain_id, NULL)) < 0)
-        goto fail;
+        goto finish;
     /* A certificate served with another domain's key would be a key mix-up, not a lineage. */
     ret = store_row_exists(st, "SELECT 1 FROM private_keys WHERE id = ?1 AND domain_id = ?2",
                            c->key_id, c->domain_id, "check certificate key", &fits);
@@ -469,11 +444,11 @@ int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_re
             ret = -EINVAL;
     }
     if (ret < 0)
-        goto fail;
+        goto finish;
 
     /* Remember the certificate being replaced, to link it to its successor. */
     if ((ret = active_cert_id(st, c->domain_id, &previous)) < 0)
-        goto fail;
+        goto finish;
     /* Supersede first so the one-active-certificate index holds at every statement. */
     ret = exec_id_time(st,
                        "UPDATE certificates SET status = '" CERT_STATUS_SUPERSEDED "'"
@@ -491,13 +466,10 @@ int store_cert_add(struct store *st, const struct store_cert *c, int64_t next_re
                            "UPDATE orders SET finished = 1, status = 'valid', updated_at = ?2"
                            " WHERE id = ?1",
                            c->order_id, now, "finish order");
-    if (ret < 0 || (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    if (id_out)
+finish:
+    ret = store_tx_finish(st, NULL, ret, ev);
+    if (ret == 0 && id_out)
         *id_out = id;
-    goto unlock;
-fail:
-    store_tx_rollback(st);
 unlock:
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -515,16 +487,9 @@ int store_cert_get_by_serial(struct store *st, const char *serial, struct store_
                             "SELECT " CERT_COLUMNS ", chain_pem FROM certificates"
                             " WHERE serial = ?1 ORDER BY id DESC LIMIT 1",
                             &s);
-    if (ret < 0 || (ret = store_bind_text(st, s, 1, serial)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, serial)) == 0 &&
+        (ret = store_step_row(st, s, "certificate by serial")) == 0)
         ret = cert_from_row(s, true, out);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, "certificate by serial");
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -552,7 +517,7 @@ int store_cert_set_revoked(struct store *st, int64_t id, int reason, int64_t rev
     ret = fetch_one(st, "SELECT domain_id, status FROM certificates WHERE id = ?1", id,
                     "get certificate", &s);
     if (ret < 0)
-        goto fail;
+        goto finish;
     domain_id = sqlite3_column_int64(s, 0);
     const unsigned char *status = sqlite3_column_text(s, 1);
     was_active = status && strcmp((const char *)status, CERT_STATUS_ACTIVE) == 0;
@@ -563,30 +528,22 @@ int store_cert_set_revoked(struct store *st, int64_t id, int reason, int64_t rev
                         "UPDATE certificates SET status = '" CERT_STATUS_REVOKED "',"
                         " revoked_at = ?2, revocation_reason = ?3 WHERE id = ?1",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, id)) < 0 ||
+    if (ret < 0 || (ret = store_bind_int64(st, s, 1, id)) < 0 ||
         (ret = store_bind_int64(st, s, 2, revoked_at)) < 0 ||
         (ret = store_bind_int64(st, s, 3, reason)) < 0 ||
         (ret = store_step_done(st, s, "revoke certificate")) < 0)
-        goto fail;
+        goto finish;
     /* "active" means "has a current certificate": without one the domain is back to pending
      * (a removed domain stays removed). */
-    if (was_active && (ret = exec_id_time(st,
-                                          "UPDATE domains SET status = '" DOMAIN_STATUS_PENDING "',"
-                                          " updated_at = ?2 WHERE id = ?1"
-                                          " AND status = '" DOMAIN_STATUS_ACTIVE "'",
-                                          domain_id, store_now(), "domain after revocation")) < 0)
-        goto fail;
-    if ((ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+    if (was_active)
+        ret = exec_id_time(st,
+                           "UPDATE domains SET status = '" DOMAIN_STATUS_PENDING "',"
+                           " updated_at = ?2 WHERE id = ?1"
+                           " AND status = '" DOMAIN_STATUS_ACTIVE "'",
+                           domain_id, store_now(), "domain after revocation");
+finish:
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -607,49 +564,35 @@ int store_cert_get(struct store *st, int64_t cert_id, struct store_cert **out)
     return ret;
 }
 
+/* A certificate row (no chain) with its domain's name in CERT_COL_EXTRA. */
+static int expiring_cert_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    struct store_cert **c = item;
+    int ret = cert_row(s, item, ctx);
+    if (ret == 0 && store_col_strdup(s, CERT_COL_EXTRA, &(*c)->domain) < 0) {
+        store_cert_free(*c);
+        ret = -ENOMEM;
+    }
+    return ret;
+}
+
 int store_cert_list_expiring(struct store *st, int64_t now, struct store_cert ***out,
                              size_t *count)
 {
-    struct store_cert **list = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *s = NULL;
+    struct store_rows rows = {0};
 
     *out = NULL;
     *count = 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st,
-                            "SELECT " CERT_COLUMNS ", (SELECT d.name FROM domains d"
-                            " WHERE d.id = certificates.domain_id)" STORE_SQL_EXPIRING_LIST_FROM,
-                            &s);
-    if (ret < 0 || (ret = store_bind_int64(st, s, 1, now)) < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_cert **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = cert_from_row(s, false, &list[n])) < 0)
-            goto out;
-        n++;
-        if (store_col_strdup(s, CERT_COL_EXTRA, &list[n - 1]->domain) < 0) {
-            ret = -ENOMEM;
-            goto out;
-        }
+    int ret = fetch_all(st,
+                        "SELECT " CERT_COLUMNS ", (SELECT d.name FROM domains d"
+                        " WHERE d.id = certificates.domain_id)" STORE_SQL_EXPIRING_LIST_FROM,
+                        now, sizeof(struct store_cert *), expiring_cert_row,
+                        "list expiring certificates", &rows);
+    if (ret < 0) {
+        store_cert_list_free(rows.items, rows.n);
+        return ret;
     }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list expiring certificates");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    store_cert_list_free(list, n);
-    return ret;
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }

@@ -111,6 +111,13 @@ static int order_from_row(sqlite3_stmt *s, struct store_order **out)
     return 0;
 }
 
+/* order_from_row as a store_rows_collect converter. */
+static int order_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return order_from_row(s, item);
+}
+
 /* -EINVAL unless KEY_ID is a key of DOMAIN_ID and ACCOUNT_ID (when not 0) an account: a CSR
  * made with another domain's key would hand that key to this lineage. */
 static int refs_check(struct store *st, int64_t domain_id, int64_t key_id, int64_t account_id)
@@ -174,16 +181,12 @@ int store_order_create(struct store *st, const struct store_order *o,
     int ret = store_tx_begin(st);
     if (ret < 0)
         goto unlock;
-    if ((ret = store_domain_check_managed(st, o->domain_id, NULL)) < 0 ||
-        (ret = refs_check(st, o->domain_id, o->key_id, o->account_id)) < 0 ||
-        (ret = order_insert(st, o, store_now(), &id)) < 0 ||
-        (ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    if (id_out)
+    if ((ret = store_domain_check_managed(st, o->domain_id, NULL)) == 0 &&
+        (ret = refs_check(st, o->domain_id, o->key_id, o->account_id)) == 0)
+        ret = order_insert(st, o, store_now(), &id);
+    ret = store_tx_finish(st, NULL, ret, ev);
+    if (ret == 0 && id_out)
         *id_out = id;
-    goto unlock;
-fail:
-    store_tx_rollback(st);
 unlock:
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -196,13 +199,9 @@ static int order_domain(struct store *st, int64_t order_id, int64_t *domain_id)
     int ret = store_prepare(st, "SELECT domain_id FROM orders WHERE id = ?1", &s);
     if (ret < 0)
         return ret;
-    if ((ret = store_bind_int64(st, s, 1, order_id)) == 0) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            *domain_id = sqlite3_column_int64(s, 0);
-        else
-            ret = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, rc, "get order domain");
-    }
+    if ((ret = store_bind_int64(st, s, 1, order_id)) == 0 &&
+        (ret = store_step_row(st, s, "get order domain")) == 0)
+        *domain_id = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return ret;
 }
@@ -248,14 +247,10 @@ int store_order_update(struct store *st, const struct store_order *o,
     int ret = store_tx_begin(st);
     if (ret < 0)
         goto unlock;
-    if ((ret = order_domain(st, o->id, &domain_id)) < 0 ||
-        (ret = refs_check(st, domain_id, o->key_id, o->account_id)) < 0 ||
-        (ret = order_write(st, o, store_now())) < 0 ||
-        (ev && (ret = store_event_insert(st, ev, NULL)) < 0) || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    store_tx_rollback(st);
+    if ((ret = order_domain(st, o->id, &domain_id)) == 0 &&
+        (ret = refs_check(st, domain_id, o->key_id, o->account_id)) == 0)
+        ret = order_write(st, o, store_now());
+    ret = store_tx_finish(st, NULL, ret, ev);
 unlock:
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -270,16 +265,9 @@ static int order_fetch(struct store *st, const char *sql, int64_t param, const c
     *out = NULL;
     pthread_mutex_lock(&st->lock);
     int ret = store_prepare(st, sql, &s);
-    if (ret < 0 || (ret = store_bind_int64(st, s, 1, param)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, param)) == 0 &&
+        (ret = store_step_row(st, s, what)) == 0)
         ret = order_from_row(s, out);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, what);
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -302,8 +290,7 @@ int store_order_get(struct store *st, int64_t order_id, struct store_order **out
 
 int store_order_list_unfinished(struct store *st, struct store_order ***out, size_t *count)
 {
-    struct store_order **list = NULL;
-    size_t n = 0, cap = 0;
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
 
     *out = NULL;
@@ -312,31 +299,16 @@ int store_order_list_unfinished(struct store *st, struct store_order ***out, siz
     /* Served by the partial index orders_unfinished. */
     int ret = store_prepare(
         st, "SELECT " ORDER_COLUMNS " FROM orders WHERE finished = 0 ORDER BY id", &s);
-    if (ret < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_order **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = order_from_row(s, &list[n])) < 0)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, "list unfinished orders");
-        goto out;
-    }
-    *out = list;
-    *count = n;
-    list = NULL;
-    n = 0;
-out:
+    if (ret == 0)
+        ret = store_rows_collect(st, s, &rows, sizeof(struct store_order *), order_row, NULL,
+                                 "list unfinished orders");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    store_order_list_free(list, n);
-    return ret;
+    if (ret < 0) {
+        store_order_list_free(rows.items, rows.n);
+        return ret;
+    }
+    *out = rows.items;
+    *count = rows.n;
+    return 0;
 }

@@ -57,81 +57,11 @@ int store_cert_set_ari(struct store *st, int64_t cert_id, int64_t window_start, 
                             "UPDATE certificates SET ari_window_start = ?2, ari_window_end = ?3,"
                             " ari_next_check = ?4 WHERE id = ?1",
                             &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_int64(st, s, 1, cert_id)) < 0 ||
-        (ret = store_bind_time(st, s, 2, window_start)) < 0 ||
-        (ret = store_bind_time(st, s, 3, window_end)) < 0 ||
-        (ret = store_bind_time(st, s, 4, next_check)) < 0 ||
-        (ret = store_step_done(st, s, "set certificate ARI")) < 0)
-        goto out;
-    if (sqlite3_changes(st->db) == 0)
-        ret = -ENOENT;
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return ret;
-}
-
-/* Runs a due query (?1 = NOW, ?2 = LIMIT, one id column) into a malloc'd array. */
-static int ids_due(struct store *st, const char *sql, int64_t now, size_t limit, const char *what,
-                   int64_t **ids, size_t *count)
-{
-    int64_t *list = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *s = NULL;
-
-    *ids = NULL;
-    *count = 0;
-    if (limit == 0)
-        return 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st, sql, &s);
-    if (ret < 0)
-        goto out;
-    if ((ret = store_bind_int64(st, s, 1, now)) < 0 ||
-        (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t *nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        list[n++] = sqlite3_column_int64(s, 0);
-    }
-    if (rc != SQLITE_DONE) {
-        ret = store_db_error(st, rc, what);
-        goto out;
-    }
-    *ids = list;
-    *count = n;
-    list = NULL;
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    free(list);
-    return ret;
-}
-
-/* Runs a "next time" query (no parameter, one time column, at most one row). */
-static int next_time(struct store *st, const char *sql, const char *what, int64_t *when)
-{
-    sqlite3_stmt *s = NULL;
-
-    *when = 0;
-    pthread_mutex_lock(&st->lock);
-    int ret = store_prepare(st, sql, &s);
-    if (ret < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *when = sqlite3_column_int64(s, 0);
-    else if (rc != SQLITE_DONE)
-        ret = store_db_error(st, rc, what);
-out:
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, cert_id)) == 0 &&
+        (ret = store_bind_time(st, s, 2, window_start)) == 0 &&
+        (ret = store_bind_time(st, s, 3, window_end)) == 0 &&
+        (ret = store_bind_time(st, s, 4, next_check)) == 0)
+        ret = store_step_changed(st, s, "set certificate ARI");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -139,23 +69,23 @@ out:
 
 int store_ari_due(struct store *st, int64_t now, size_t limit, int64_t **cert_ids, size_t *count)
 {
-    return ids_due(st, STORE_SQL_ARI_DUE, now, limit, "ARI due", cert_ids, count);
+    return store_ids_due(st, STORE_SQL_ARI_DUE, now, limit, "ARI due", cert_ids, count);
 }
 
 int store_next_ari_due(struct store *st, int64_t *when)
 {
-    return next_time(st, STORE_SQL_NEXT_ARI_DUE, "next ARI check", when);
+    return store_next_time(st, STORE_SQL_NEXT_ARI_DUE, "next ARI check", when);
 }
 
 int store_expiring_due(struct store *st, int64_t now, size_t limit, int64_t **cert_ids,
                        size_t *count)
 {
-    return ids_due(st, STORE_SQL_EXPIRING_DUE, now, limit, "expiring due", cert_ids, count);
+    return store_ids_due(st, STORE_SQL_EXPIRING_DUE, now, limit, "expiring due", cert_ids, count);
 }
 
 int store_next_expiring(struct store *st, int64_t *when)
 {
-    return next_time(st, STORE_SQL_NEXT_EXPIRING, "next expiring", when);
+    return store_next_time(st, STORE_SQL_NEXT_EXPIRING, "next expiring", when);
 }
 
 int store_cert_mark_expiring(struct store *st, int64_t cert_id, const struct store_event_in *ev)
@@ -174,27 +104,17 @@ int store_cert_mark_expiring(struct store *st, int64_t cert_id, const struct sto
                         "UPDATE certificates SET expiring_notified = 1"
                         " WHERE id = ?1 AND expiring_notified = 0",
                         &s);
-    if (ret < 0)
-        goto fail;
-    if ((ret = store_bind_int64(st, s, 1, cert_id)) < 0 ||
-        (ret = store_step_done(st, s, "mark certificate expiring")) < 0)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
+    if (ret == 0 && (ret = store_bind_int64(st, s, 1, cert_id)) == 0)
+        ret = store_step_changed(st, s, "mark certificate expiring");
+    if (ret == -ENOENT) {
+        /* Nothing changed: a certificate already marked, or none at all. */
         ret = store_row_exists(st, "SELECT 1 FROM certificates WHERE id = ?1", cert_id, 0,
                                "check certificate", &exists);
         if (ret == 0)
             ret = exists ? -EALREADY : -ENOENT;
-        goto fail;
     }
-    if ((ret = store_event_insert(st, ev, NULL)) < 0 || (ret = store_tx_commit(st)) < 0)
-        goto fail;
-    goto unlock;
-fail:
-    sqlite3_finalize(s);
-    s = NULL;
-    store_tx_rollback(st);
+    ret = store_tx_finish(st, s, ret, ev);
 unlock:
-    sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }

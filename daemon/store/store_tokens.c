@@ -90,6 +90,13 @@ static int token_from_row(sqlite3_stmt *s, struct store_token **out)
     return 0;
 }
 
+/* token_from_row as a store_rows_collect converter. */
+static int token_row(sqlite3_stmt *s, void *item, void *ctx)
+{
+    (void)ctx;
+    return token_from_row(s, item);
+}
+
 int store_token_add(struct store *st, const struct store_token *t, const struct store_event_in *ev)
 {
     if (!t || !text_ok(t->id) || !text_ok(t->name) || !role_ok(t->role) || !text_ok(t->salt) ||
@@ -137,16 +144,9 @@ int store_token_get(struct store *st, const char *id, struct store_token **out)
         return -EINVAL;
     pthread_mutex_lock(&st->lock);
     int ret = store_prepare(st, "SELECT " TOKEN_COLUMNS " FROM tokens WHERE id = ?1", &s);
-    if (ret < 0 || (ret = store_bind_text(st, s, 1, id)) < 0)
-        goto out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, id)) == 0 &&
+        (ret = store_step_row(st, s, "get token")) == 0)
         ret = token_from_row(s, out);
-    else if (rc == SQLITE_DONE)
-        ret = -ENOENT;
-    else
-        ret = store_db_error(st, rc, "get token");
-out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;
@@ -154,8 +154,7 @@ out:
 
 int store_token_list(struct store *st, struct store_token ***out, size_t *count)
 {
-    struct store_token **list = NULL;
-    size_t n = 0, cap = 0;
+    struct store_rows rows = {0};
     sqlite3_stmt *s = NULL;
 
     *out = NULL;
@@ -163,31 +162,17 @@ int store_token_list(struct store *st, struct store_token ***out, size_t *count)
     pthread_mutex_lock(&st->lock);
     int ret =
         store_prepare(st, "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY created_at, name, id", &s);
-    if (ret < 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_token **nl = store_list_grow(list, &cap, n, sizeof(*list));
-        if (!nl) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        list = nl;
-        if ((ret = token_from_row(s, &list[n])) < 0)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE)
-        ret = store_db_error(st, rc, "list tokens");
-out:
+    if (ret == 0)
+        ret = store_rows_collect(st, s, &rows, sizeof(struct store_token *), token_row, NULL,
+                                 "list tokens");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
-        store_token_list_free(list, n);
+        store_token_list_free(rows.items, rows.n);
         return ret;
     }
-    *out = list;
-    *count = n;
+    *out = rows.items;
+    *count = rows.n;
     return 0;
 }
 
@@ -243,13 +228,9 @@ int store_token_touch(struct store *st, const char *id, int64_t when)
     sqlite3_stmt *s = NULL;
     pthread_mutex_lock(&st->lock);
     int ret = store_prepare(st, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", &s);
-    if (ret < 0 || (ret = store_bind_text(st, s, 1, id)) < 0 ||
-        (ret = store_bind_int64(st, s, 2, when)) < 0 ||
-        (ret = store_step_done(st, s, "touch token")) < 0)
-        goto out;
-    if (sqlite3_changes(st->db) == 0)
-        ret = -ENOENT;
-out:
+    if (ret == 0 && (ret = store_bind_text(st, s, 1, id)) == 0 &&
+        (ret = store_bind_int64(st, s, 2, when)) == 0)
+        ret = store_step_changed(st, s, "touch token");
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return ret;

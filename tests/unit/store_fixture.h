@@ -18,42 +18,58 @@ struct store_fixture {
     struct store *st;
 };
 
-static inline int store_fixture_setup(void **state)
+/* The directory and the database's path only, for a test that opens the store itself (st stays
+ * NULL until it does). */
+static inline int store_fixture_setup_dir(void **state)
 {
     struct store_fixture *f = calloc(1, sizeof(*f));
     const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
     if (!f)
         return -1;
     if (!base)
         base = "/tmp";
-    mkdir(base, 0700);
+    mkdir(base, 0700); /* ctest names it but nothing creates it */
     snprintf(f->dir, sizeof(f->dir), "%s/store-test-XXXXXX", base);
     if (!mkdtemp(f->dir)) {
         free(f);
         return -1;
     }
     snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static inline int store_fixture_setup(void **state)
+{
+    char err[256];
+    if (store_fixture_setup_dir(state) != 0)
+        return -1;
+    struct store_fixture *f = *state;
     if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         rmdir(f->dir);
         free(f);
         return -1;
     }
-    *state = f;
     return 0;
+}
+
+/* Removes the database file DB and the files SQLite keeps beside it. */
+static inline void store_fixture_rm_db(const char *db)
+{
+    char p[PATH_MAX + 64];
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", db, sfx[i]);
+        unlink(p);
+    }
 }
 
 static inline int store_fixture_teardown(void **state)
 {
     struct store_fixture *f = *state;
-    char p[PATH_MAX + 64];
     store_close(f->st);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
-        unlink(p);
-    }
+    store_fixture_rm_db(f->db);
     rmdir(f->dir);
     free(f);
     return 0;

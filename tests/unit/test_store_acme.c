@@ -18,6 +18,7 @@
 #include "store/schema.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 
 #define PEM_A "-----BEGIN PRIVATE KEY-----\nAAAA-first-key\n-----END PRIVATE KEY-----\n"
 #define PEM_B "-----BEGIN PRIVATE KEY-----\nBBBB-second-key\n-----END PRIVATE KEY-----\n"
@@ -26,55 +27,14 @@
 #define DIR_1 "https://acme.example/directory"
 #define DIR_2 "https://acme-staging.example/directory"
 
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static void rm_db(const char *db)
-{
-    char p[PATH_MAX + 64];
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", db, sfx[i]);
-        unlink(p);
-    }
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-acme-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
+/* The fixture, plus the v1.db copy of the database some tests build beside it. */
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char p[PATH_MAX + 64];
-    store_close(f->st);
-    rm_db(f->db);
     snprintf(p, sizeof(p), "%s/v1.db", f->dir);
-    rm_db(p);
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    store_fixture_rm_db(p);
+    return store_fixture_teardown(state);
 }
 
 static struct store_event_in ev_for(const char *type, const char *domain)
@@ -186,7 +146,7 @@ static struct store_cert cert_in(int64_t domain_id, int64_t key_id, int64_t orde
 
 static void test_accounts(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_account *a = NULL;
     struct store_event_in ev = ev_for("account.created", NULL);
 
@@ -285,7 +245,7 @@ static void test_accounts(void **state)
 
 static void test_account_directory_changed(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_account *a = NULL;
     struct store_event_in ev = ev_for("account.created", NULL);
     sqlite3 *db = store_sqlite_handle(f->st);
@@ -343,7 +303,7 @@ static void test_account_directory_changed(void **state)
 
 static void test_orders(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "o.example", PEM_A);
     int64_t other = add_domain(f->st, "other.example", PEM_B);
     int64_t key = current_key(f->st, dom);
@@ -464,7 +424,7 @@ static void test_orders(void **state)
 
 static void test_orders_unfinished(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t d1 = add_domain(f->st, "u1.example", PEM_A);
     int64_t d2 = add_domain(f->st, "u2.example", PEM_B);
     int64_t k1 = current_key(f->st, d1), k2 = current_key(f->st, d2);
@@ -508,7 +468,7 @@ static void test_orders_unfinished(void **state)
 
 static void test_challenges(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "ch.example", PEM_A);
     int64_t key = current_key(f->st, dom);
     int64_t o1 = new_order(f->st, dom, key, 0);
@@ -608,7 +568,7 @@ static void test_challenges(void **state)
 
 static void test_cert_add(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "cert.example", PEM_A);
     int64_t other = add_domain(f->st, "other.example", PEM_B);
     int64_t key = current_key(f->st, dom);
@@ -709,7 +669,7 @@ static void test_cert_add(void **state)
 
 static void test_cert_serial_and_revoke(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "rv.example", PEM_A);
     int64_t key = current_key(f->st, dom);
     struct store_event_in ev = ev_for("certificate.issued", "rv.example");
@@ -775,7 +735,7 @@ static void test_cert_serial_and_revoke(void **state)
 
 static void test_record_failure(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "fail.example", PEM_A);
     struct store_event_in ev = ev_for("order.failed", "fail.example");
 
@@ -836,7 +796,7 @@ static void test_record_failure(void **state)
 
 static void test_key_add(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "key.example", PEM_A);
     int64_t old = current_key(f->st, dom);
     struct store_event_in ev = ev_for("key.rotated", "key.example");
@@ -892,7 +852,7 @@ static void test_key_add(void **state)
  * ones, and NULL. Run under ASan this catches overruns and double frees in the wiping. */
 static void test_secret_free_paths(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_account *a = calloc(1, sizeof(*a));
     assert_non_null(a);
     a->key_pem = strdup(ACC_PEM_1);
@@ -918,7 +878,7 @@ static void test_secret_free_paths(void **state)
 
 static void test_domain_add_queues_issuance(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t before = time(NULL);
     int64_t dom = add_domain(f->st, "q.example", PEM_A);
     int64_t after = time(NULL);
@@ -953,7 +913,7 @@ static void test_domain_add_queues_issuance(void **state)
 
 static void test_migration_1_to_2(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char path[PATH_MAX + 64], err[256] = "";
     snprintf(path, sizeof(path), "%s/v1.db", f->dir);
 
@@ -1096,7 +1056,7 @@ static void test_migration_1_to_2(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_accounts),
         T(test_account_directory_changed),

@@ -17,52 +17,10 @@
 
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 
 #define PEM_A "-----BEGIN PRIVATE KEY-----\nAAAA-first-key\n-----END PRIVATE KEY-----\n"
 #define PEM_B "-----BEGIN PRIVATE KEY-----\nBBBB-second-key\n-----END PRIVATE KEY-----\n"
-
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-domains-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[PATH_MAX + 64];
-    store_close(f->st);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
 
 static const struct store_event_in ev_added = {
     .type = "domain.added", .domain = NULL, .actor = "uid:0(root)", .detail_json = "{\"x\":1}"};
@@ -126,7 +84,7 @@ static void raw_cert(struct store *st, int64_t domain_id, int64_t key_id, const 
 
 static void test_add_get(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char *alts[] = {"example.com", "api.example.com"};
     struct store_domain *d = NULL, *g = NULL;
     int64_t before = time(NULL);
@@ -188,7 +146,7 @@ static void test_add_get(void **state)
 
 static void test_add_duplicate_and_invalid(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t last1 = 0, last2 = 0;
 
     assert_int_equal(add(f->st, "a.example", NULL, 0, PEM_A, NULL), 0);
@@ -221,7 +179,7 @@ static void test_add_duplicate_and_invalid(void **state)
 
 static void test_events_in_same_transaction(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_domain *d = NULL;
 
     struct store_domain in = {
@@ -275,7 +233,7 @@ static void test_events_in_same_transaction(void **state)
 
 static void test_list_pagination(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     static const char *const names[] = {"d.example", "a.example", "e.example", "b.example",
                                         "c.example"};
     for (size_t i = 0; i < 5; i++)
@@ -318,7 +276,7 @@ static void test_list_pagination(void **state)
 
 static void test_update(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char *alts[] = {"one.example", "two.example"};
     struct store_domain *d = NULL, *u = NULL;
     assert_int_equal(add(f->st, "up.example", alts, 2, PEM_A, &d), 0);
@@ -357,7 +315,7 @@ static void test_update(void **state)
 
 static void test_revive(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char *alts[] = {"old.example"};
     struct store_domain *d = NULL, *r = NULL;
     assert_int_equal(add(f->st, "rv.example", alts, 1, PEM_A, &d), 0);
@@ -438,7 +396,7 @@ static void test_revive(void **state)
 
 static void test_certs(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_domain *d = NULL;
     assert_int_equal(add(f->st, "c.example", NULL, 0, PEM_A, &d), 0);
     struct store_key *k = NULL;
@@ -493,7 +451,7 @@ static void test_certs(void **state)
 
 static void test_purge(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char *alts[] = {"alt.example"};
     struct store_domain *d = NULL;
     assert_int_equal(add(f->st, "p.example", alts, 1, PEM_A, &d), 0);
@@ -561,7 +519,7 @@ static void test_purge(void **state)
 
 static void test_stats(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_stats s;
 
     assert_int_equal(store_stats(f->st, &s), 0);
@@ -680,7 +638,7 @@ static int64_t issue(struct store *st, int64_t domain_id, const char *serial,
  * a count: add, issue, renew, failure, revoke, remove, revive, purge, and a refused write. */
 static void test_stats_follow_writes(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_domain *a = NULL, *b = NULL, *c = NULL, *d = NULL;
     assert_stats(f->st, (struct store_stats){0});
 
@@ -776,7 +734,7 @@ static void test_stats_follow_writes(void **state)
 /* A renewal policy change moves the plan of the certificate it was computed from, only. */
 static void test_replan_renewal(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_domain *d = NULL, *g = NULL;
     assert_int_equal(add(f->st, "r.example", NULL, 0, PEM_A, &d), 0);
     int64_t c1 = issue(f->st, d->id, "e1", 5000);
@@ -845,7 +803,7 @@ static void *adder(void *p)
 /* The store serialises callers itself. */
 static void test_threads(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     pthread_t th[4];
     struct thread_arg args[4];
     for (int i = 0; i < 4; i++) {
@@ -866,7 +824,7 @@ static void test_threads(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, store_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_add_get),
         T(test_add_duplicate_and_invalid),

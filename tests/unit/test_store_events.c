@@ -16,53 +16,11 @@
 
 #include "store/store.h"
 #include "store/store_internal.h"
-
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-events-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[PATH_MAX + 64];
-    store_close(f->st);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+#include "store_fixture.h"
 
 static void test_add_list(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t last = -1;
 
     assert_int_equal(store_event_last_id(f->st, &last), 0);
@@ -101,7 +59,7 @@ static void test_add_list(void **state)
 
 static void test_invalid_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t id = 0;
 
     static const char *const bad_details[] = {"[]", "\"s\"", "{", "{\"a\":1,\"a\":2}", "1", ""};
@@ -134,7 +92,7 @@ static void test_invalid_refused(void **state)
 
 static void test_append_only(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t id1 = 0, id2 = 0;
     struct store_event_in ev = {.type = "t", .actor = "a"};
     assert_int_equal(store_event_add(f->st, &ev, &id1), 0);
@@ -170,7 +128,7 @@ static void on_events(void *ctx, int64_t last)
  * transaction that was rolled back. */
 static void test_event_hook(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct hook_seen seen = {0};
     store_set_event_hook(f->st, on_events, &seen);
 
@@ -204,13 +162,15 @@ static void test_event_hook(void **state)
     assert_int_equal(seen.calls, 2);
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, store_fixture_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_add_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_hook, setup, teardown),
+        T(test_add_list),
+        T(test_invalid_refused),
+        T(test_append_only),
+        T(test_event_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

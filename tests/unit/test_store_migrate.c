@@ -18,46 +18,16 @@
 #include "store/schema.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700); /* ctest names it but nothing creates it */
-    snprintf(f->dir, sizeof(f->dir), "%s/store-migrate-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    *state = f;
-    return 0;
-}
-
-static void rm_f(const char *dir, const char *name)
-{
-    char p[PATH_MAX + 64];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    unlink(p);
-}
-
+/* The fixture (each test opens the store itself), plus the link test_symlink_refused makes. */
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    static const char *const names[] = {"certd.db", "certd.db-wal", "certd.db-shm",
-                                        "certd.db-journal", "link.db"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        rm_f(f->dir, names[i]);
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    struct store_fixture *f = *state;
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof(p), "%s/link.db", f->dir);
+    unlink(p);
+    return store_fixture_teardown(state);
 }
 
 /* Opens the database with plain SQLite, as an administrator's sqlite3 shell would. */
@@ -148,7 +118,7 @@ static void test_embedded_migrations_numbered(void **state)
 
 static void test_fresh_db_reaches_latest(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store *st = NULL;
     char err[256] = "";
     char path[PATH_MAX + 64];
@@ -202,7 +172,7 @@ static void test_fresh_db_reaches_latest(void **state)
 
 static void test_reopen_is_noop(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store *st = NULL;
     char err[256];
     /* static: the schema text is past 10 KiB and grows with every migration. */
@@ -240,7 +210,7 @@ static void test_reopen_is_noop(void **state)
 /* Schema 6 counts what a database already holds when it arrives, not only later writes. */
 static void test_stats_counters_from_existing_rows(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256] = "";
     assert_true(schema_migration_count >= 6);
     assert_string_equal(schema_migrations[5].file, "0006_stats_counters.sql");
@@ -295,7 +265,7 @@ static void test_stats_counters_from_existing_rows(void **state)
 
 static void test_newer_schema_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store *st = (struct store *)0x1;
     char err[256] = "";
     char path[PATH_MAX + 64];
@@ -337,7 +307,7 @@ static void test_newer_schema_refused(void **state)
 
 static void test_failed_migration_rolled_back(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store *st = NULL;
     char err[256] = "";
 
@@ -363,7 +333,7 @@ static void test_failed_migration_rolled_back(void **state)
 
 static void test_existing_file_tightened(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store *st = NULL;
     char err[256];
 
@@ -380,7 +350,7 @@ static void test_existing_file_tightened(void **state)
 
 static void test_symlink_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store *st = NULL;
     char err[256] = "";
     char link[PATH_MAX + 64];
@@ -393,17 +363,19 @@ static void test_symlink_refused(void **state)
     assert_int_equal(access(f->db, F_OK), -1); /* the target was not created through the link */
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup_dir, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embedded_migrations_numbered),
-        cmocka_unit_test_setup_teardown(test_fresh_db_reaches_latest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_is_noop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats_counters_from_existing_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_migration_rolled_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_existing_file_tightened, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+        T(test_fresh_db_reaches_latest),
+        T(test_reopen_is_noop),
+        T(test_stats_counters_from_existing_rows),
+        T(test_newer_schema_refused),
+        T(test_failed_migration_rolled_back),
+        T(test_existing_file_tightened),
+        T(test_symlink_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

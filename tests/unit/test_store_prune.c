@@ -17,55 +17,13 @@
 
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 
 #define DAY (24 * 3600)
 
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-prune-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[PATH_MAX + 64];
-    store_close(f->st);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
 /* Appends an event created at AT. The store stamps events with the clock, so old ones go in
  * with SQL (INSERT is allowed; only UPDATE is refused); ids are handed out the same way. */
-static int64_t add_at(struct fixture *f, int64_t at)
+static int64_t add_at(struct store_fixture *f, int64_t at)
 {
     sqlite3 *db = store_sqlite_handle(f->st);
     sqlite3_stmt *s = NULL;
@@ -80,7 +38,7 @@ static int64_t add_at(struct fixture *f, int64_t at)
     return sqlite3_last_insert_rowid(db);
 }
 
-static int64_t count_events(struct fixture *f)
+static int64_t count_events(struct store_fixture *f)
 {
     sqlite3 *db = store_sqlite_handle(f->st);
     sqlite3_stmt *s = NULL;
@@ -94,7 +52,7 @@ static int64_t count_events(struct fixture *f)
 
 static void test_first_id_empty_log(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t first = -1;
     size_t deleted = 99;
 
@@ -108,7 +66,7 @@ static void test_first_id_empty_log(void **state)
 
 static void test_prune_by_age(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t now = store_now();
     int64_t ids[6];
 
@@ -156,7 +114,7 @@ static void test_prune_by_age(void **state)
  * the first recent event, so the log stays contiguous and first_id stays exact. */
 static void test_prune_keeps_prefix_only(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t now = store_now();
     int64_t a = add_at(f, now - 100 * DAY);
     int64_t b = add_at(f, now - 10 * DAY);
@@ -185,7 +143,7 @@ static void test_prune_keeps_prefix_only(void **state)
  * id ever given, and the next event gets exactly that id. */
 static void test_prune_all_many_batches(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t now = store_now();
     const int total = 4500;
     sqlite3 *db = store_sqlite_handle(f->st);
@@ -224,7 +182,7 @@ static void on_events(void *ctx, int64_t last)
 
 static void test_prune_no_hook(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t now = store_now();
     add_at(f, now - 100 * DAY);
     add_at(f, now - 100 * DAY);
@@ -238,14 +196,13 @@ static void test_prune_no_hook(void **state)
     store_set_event_hook(f->st, NULL, NULL);
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, store_fixture_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_first_id_empty_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_keeps_prefix_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_all_many_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_no_hook, setup, teardown),
+        T(test_first_id_empty_log),     T(test_prune_by_age),  T(test_prune_keeps_prefix_only),
+        T(test_prune_all_many_batches), T(test_prune_no_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

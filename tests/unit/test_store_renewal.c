@@ -20,60 +20,20 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "store/store_renewal_internal.h"
+#include "store_fixture.h"
 
 #define PEM "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
 #define CHAIN "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n"
 #define DAY INT64_C(86400)
 
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static void rm_db(const char *db)
-{
-    char p[PATH_MAX + 64];
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof(p), "%s%s", db, sfx[i]);
-        unlink(p);
-    }
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-renewal-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
+/* The fixture, plus the v2.db copy of the database some tests build beside it. */
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char p[PATH_MAX + 64];
-    store_close(f->st);
-    rm_db(f->db);
     snprintf(p, sizeof(p), "%s/v2.db", f->dir);
-    rm_db(p);
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    store_fixture_rm_db(p);
+    return store_fixture_teardown(state);
 }
 
 static struct store_event_in ev_for(const char *type, const char *domain)
@@ -170,7 +130,7 @@ static int64_t cert_add(struct store *st, int64_t domain_id, const struct cert_s
 
 static void test_domain_settings(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_domain d = {.name = "r.example",
                              .challenge = "http-01",
                              .key_type = "ec-p256",
@@ -277,7 +237,7 @@ static void test_domain_settings(void **state)
 
 static void test_cert_fields_and_get(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "c.example");
     struct cert_spec a = {.serial = "0a01",
                           .ari_id = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
@@ -368,7 +328,7 @@ static void test_cert_fields_and_get(void **state)
 
 static void test_set_ari(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "ari.example");
     struct cert_spec a = {.serial = "01", .ari_id = "AA.BB", .next_check = 100};
     int64_t id = cert_add(f->st, dom, &a);
@@ -411,7 +371,7 @@ static void test_set_ari(void **state)
 
 static void test_ari_due(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t a = add_domain(f->st, "a.example");
     int64_t b = add_domain(f->st, "b.example");
     int64_t c = add_domain(f->st, "c.example");
@@ -507,7 +467,7 @@ static void test_ari_due(void **state)
 
 static void test_expiring(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t a = add_domain(f->st, "a.example");
     int64_t b = add_domain(f->st, "b.example");
     int64_t c = add_domain(f->st, "c.example");
@@ -643,7 +603,7 @@ static int64_t add_order(struct store *st, int64_t domain_id, const char *ca, in
 
 static void test_orders_count_since(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t dom = add_domain(f->st, "o.example");
     int64_t other = add_domain(f->st, "p.example");
     int64_t count = -1, oldest = -1;
@@ -713,7 +673,7 @@ static void assert_plan(sqlite3 *db, const char *sql, const char *alias, const c
 
 static void test_queries_use_indexes(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     sqlite3 *db = store_sqlite_handle(f->st);
 
     assert_plan(db, STORE_SQL_ARI_DUE, "c", "certificates_ari_next_check", false);
@@ -837,7 +797,7 @@ static void test_queries_use_indexes(void **state)
 
 static void test_migration_2_to_3(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char path[PATH_MAX + 64], err[256] = "";
     snprintf(path, sizeof(path), "%s/v2.db", f->dir);
 
@@ -975,7 +935,7 @@ static void test_migration_2_to_3(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_domain_settings),
         T(test_cert_fields_and_get),

@@ -16,51 +16,9 @@
 
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 
 #define PEM "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
-
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-sched-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[PATH_MAX + 64];
-    store_close(f->st);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
 
 static struct store_event_in ev_for(const char *type, const char *domain)
 {
@@ -95,7 +53,7 @@ static int64_t last_event(struct store *st)
 
 static void test_due_order_and_limit(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t a = add_domain(f->st, "a.example");
     int64_t b = add_domain(f->st, "b.example");
     int64_t c = add_domain(f->st, "c.example");
@@ -164,7 +122,7 @@ static void test_due_order_and_limit(void **state)
 
 static void test_schedule(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     int64_t id = add_domain(f->st, "s.example");
     struct store_event_in ev = ev_for("domain.renew_requested", "s.example");
     struct store_domain *d = NULL;
@@ -204,7 +162,7 @@ static void test_schedule(void **state)
  * domains are not due. */
 static void test_due_uses_index(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     sqlite3 *db = store_sqlite_handle(f->st);
     static const char *const queries[] = {STORE_SQL_DOMAINS_DUE, STORE_SQL_NEXT_DUE};
 
@@ -287,7 +245,7 @@ static void test_due_uses_index(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, store_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_due_order_and_limit),
         T(test_schedule),

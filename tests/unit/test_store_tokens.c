@@ -17,49 +17,7 @@
 
 #include "store/store.h"
 #include "store/store_internal.h"
-
-struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    struct store *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *base = getenv("CERTD_TEST_TMPDIR");
-    char err[256];
-    if (!f)
-        return -1;
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof(f->dir), "%s/store-tokens-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/certd.db", f->dir);
-    if (store_open(f->db, &f->st, err, sizeof(err)) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[PATH_MAX + 64];
-    store_close(f->st);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", f->db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+#include "store_fixture.h"
 
 static const struct store_event_in ev = {.type = "token.created", .actor = "test"};
 
@@ -76,7 +34,7 @@ static struct store_token sample(const char *id, const char *name)
 
 static void test_add_get_list(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_token t = sample("AAAAAAAAAAAA", "web1");
     assert_int_equal(store_token_add(f->st, &t, &ev), 0);
     struct store_token u = sample("BBBBBBBBBBBB", "web2");
@@ -121,7 +79,7 @@ static void test_add_get_list(void **state)
 
 static void test_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_token t = sample("AAAAAAAAAAAA", "web1");
     t.role = "root";
     assert_int_equal(store_token_add(f->st, &t, &ev), -EINVAL);
@@ -145,7 +103,7 @@ static void test_refused(void **state)
 
 static void test_unique_and_revoke(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_token t = sample("AAAAAAAAAAAA", "web1");
     assert_int_equal(store_token_add(f->st, &t, &ev), 0);
     struct store_token dup_name = sample("BBBBBBBBBBBB", "web1");
@@ -175,7 +133,7 @@ static void test_unique_and_revoke(void **state)
 
 static void test_touch(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct store_token t = sample("AAAAAAAAAAAA", "web1");
     assert_int_equal(store_token_add(f->st, &t, &ev), 0);
     assert_int_equal(store_token_touch(f->st, "AAAAAAAAAAAA", 5555), 0);
@@ -186,13 +144,15 @@ static void test_touch(void **state)
     store_token_free(got);
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, store_fixture_setup, store_fixture_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_add_get_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_and_revoke, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch, setup, teardown),
+        T(test_add_get_list),
+        T(test_refused),
+        T(test_unique_and_revoke),
+        T(test_touch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
