@@ -65,19 +65,21 @@ check_eq "the crt-list names the three combined files with their names" \
     "$OUT/_.gamma.example.com/combined.pem *.gamma.example.com
 $OUT/alpha.example.com/combined.pem alpha.example.com
 $OUT/beta.example.com/combined.pem beta.example.com www.beta.example.com" "$(cat "$OUT/haproxy.crt-list")"
-cat > "$HA/haproxy.cfg" <<EOF
-global
-    master-worker
-    pidfile $HA/haproxy.pid
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe_https
-    bind 127.0.0.1:$PORT ssl crt-list $OUT/haproxy.crt-list
-    http-request return status 200 content-type text/plain lf-string "served %[ssl_fc_sni]\n"
-EOF
+# ha_config NAME CRTLIST [SOCKET] [BIND_EXTRA]: $HA/NAME.cfg, a TLS frontend on $PORT that
+# answers with the SNI it served, its certificates from CRTLIST; an admin stats socket when
+# SOCKET is given.
+ha_config() {
+    local name=$1 list=$2 sock=${3:-} extra=${4:-}
+    {
+        printf 'global\n    master-worker\n    pidfile %s/%s.pid\n' "$HA" "$name"
+        [ -z "$sock" ] || printf '    stats socket %s mode 600 level admin\n' "$sock"
+        printf 'defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n'
+        printf '    timeout server 30s\nfrontend fe_https\n'
+        printf '    bind 127.0.0.1:%s ssl crt-list %s%s\n' "$PORT" "$list" "${extra:+ $extra}"
+        printf '    http-request return status 200 content-type text/plain lf-string "served %%[ssl_fc_sni]\\n"\n'
+    } > "$HA/$name.cfg"
+}
+ha_config haproxy "$OUT/haproxy.crt-list"
 check "the HAProxy configuration is valid" "$HAPROXY_BIN" -c -q -f "$HA/haproxy.cfg"
 # -db: in the foreground; master-worker, so SIGUSR2 to the master reloads (certificates too).
 "$HAPROXY_BIN" -db -f "$HA/haproxy.cfg" >>"$HA/haproxy.log" 2>&1 &
@@ -131,20 +133,7 @@ HAPROXY_PID=
 # HAProxy with an admin stats socket; certctl replaces certificates (set/commit ssl cert), adds
 # new domains (new ssl cert + add ssl crt-list) and takes removed ones out, all in memory.
 SOCK=$T_DIR/haproxy.sock
-cat > "$HA/haproxy-rt.cfg" <<EOF
-global
-    master-worker
-    pidfile $HA/haproxy-rt.pid
-    stats socket $SOCK mode 600 level admin
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe_https
-    bind 127.0.0.1:$PORT ssl crt-list $OUT/haproxy.crt-list
-    http-request return status 200 content-type text/plain lf-string "served %[ssl_fc_sni]\n"
-EOF
+ha_config haproxy-rt "$OUT/haproxy.crt-list" "$SOCK"
 check "the runtime-API configuration is valid" "$HAPROXY_BIN" -c -q -f "$HA/haproxy-rt.cfg"
 "$HAPROXY_BIN" -db -f "$HA/haproxy-rt.cfg" >>"$HA/haproxy-rt.log" 2>&1 &
 HAPROXY_PID=$!
@@ -256,20 +245,7 @@ check_eq "with certd unreachable: exit 3" 3 "$rc"
 check "but the empty crt-list is there for HAProxy all the same" \
     test -f "$T_DIR/fresh-nocertd/haproxy.crt-list" -a ! -s "$T_DIR/fresh-nocertd/haproxy.crt-list"
 SOCK=$T_DIR/haproxy-fresh.sock # hactl and info talk to it
-cat > "$HA/haproxy-fresh.cfg" <<EOF
-global
-    master-worker
-    pidfile $HA/haproxy-fresh.pid
-    stats socket $SOCK mode 600 level admin
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe_https
-    bind 127.0.0.1:$PORT ssl crt-list $FRESH/haproxy.crt-list strict-sni
-    http-request return status 200 content-type text/plain lf-string "served %[ssl_fc_sni]\n"
-EOF
+ha_config haproxy-fresh "$FRESH/haproxy.crt-list" "$SOCK" strict-sni
 sed 's/ strict-sni$//' "$HA/haproxy-fresh.cfg" > "$HA/haproxy-nostrict.cfg"
 check "without strict-sni, HAProxy refuses the empty crt-list (the problem)" \
     sh -c "! '$HAPROXY_BIN' -c -q -f '$HA/haproxy-nostrict.cfg' 2>/dev/null"
