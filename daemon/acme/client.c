@@ -384,6 +384,9 @@ static int signed_post(struct acme_client *c, const struct signer *signer, const
             acme_error_clear(err);
             continue;
         }
+        /* ERR holds what the answer said (problem, Retry-After): the response is ours to drop,
+         * as callers only take it on success. */
+        acme_http_response_free(resp);
         return -EPROTO;
     }
 }

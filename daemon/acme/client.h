@@ -77,7 +77,7 @@ int acme_client_ensure_account(struct acme_client *c, struct acme_error *err);
  * nonce (§6.5), several times; "accountDoesNotExist" re-registers once and retries. On a response
  * with status < 400 returns 0 and fills *RESP (and *JSON_OUT, when not NULL and the body is
  * JSON). Otherwise returns -EIO (no answer) or -EPROTO (an error answer) with ERR filled, the CA's
- * problem document included.
+ * problem document included, and *RESP empty (nothing to free).
  */
 int acme_client_post(struct acme_client *c, const char *url, const json_t *payload,
                      const char *accept, struct acme_http_response *resp, json_t **json_out,
