@@ -54,5 +54,15 @@ api POST /v1/accounts/pebble ''
 check_eq "a new account can be registered" "201 valid" "$HTTP_STATUS $(jq -r .status <<<"$HTTP_BODY")"
 check "the new account has another URL" test "$(jq -r .account_url <<<"$HTTP_BODY")" != "$url1"
 
+# The new account neither ordered the current certificate nor holds authorizations for its name:
+# the CA refuses its revocation request (an error answer, which certd must free: stop_certd's
+# exit status carries LeakSanitizer's verdict), and certd signs with the certificate's key.
+serial3=$(cc domain show rev.example.com --json | jq -r .certificate.serial)
+api POST "/v1/certificates/$serial3/revoke" '{"reason": "superseded"}'
+check_eq "a certificate of the old account is revoked" 200 "$HTTP_STATUS"
+check_eq "Pebble reports it revoked" Revoked "$(pebble_cert_status "$serial3")"
+check_match "after the CA refused the account, the certificate key signed" \
+    'refused revocation by the account' "$(cat "$T_DIR/certd.log")"
+
 stop_certd
 finish
