@@ -31,8 +31,10 @@ renewed_at=$(db "select created_at from certificates order by id desc limit 1")
 check "renewal time within [start, end + order time]" \
     test "$renewed_at" -ge "${window%|*}" -a "$renewed_at" -le "$(( ${window#*|} + 5 ))"
 seen=$(shim_ctl GET /seen)
+# The last newOrder the shim saw for the name: the shim records every attempt, and Pebble's
+# badNonce rejections (5%) can make the first order's newOrder two of them.
 check_eq "newOrder named the replaced certificate" "$first_id" \
-    "$(jq -r '[.orders[] | select(.identifiers[0].value == "ari.example.com")][1].replaces' <<<"$seen")"
+    "$(jq -r '[.orders[] | select(.identifiers[0].value == "ari.example.com")][-1].replaces' <<<"$seen")"
 check_eq "the ARI-driven renewal is a renewal event" renewed \
     "$(cc events --json --limit 1000 | jq -r '[.events[] | select(.domain == "ari.example.com" and (.type | startswith("certificate.")))][-1].type | sub("certificate."; "")')"
 log "ARI window [${window%|*}, ${window#*|}], asked at ~$asked_at, renewed at $renewed_at"
@@ -43,7 +45,9 @@ shim_ctl POST /config "{\"already_replaced\": [\"$second_id\"], \"default_window
 shim_ctl POST /reset >/dev/null
 cc renew ari.example.com >/dev/null
 check "renewed despite alreadyReplaced" wait_for 40 "[ \$(certs_of ari.example.com) -ge 3 ]"
-orders=$(shim_ctl GET /seen | jq -c '[.orders[] | .replaces]')
+# Repeats folded: a badNonce rejection of the retry by Pebble makes certd send it again.
+orders=$(shim_ctl GET /seen | jq -c '[.orders[] | .replaces]
+    | reduce .[] as $r ([]; if length > 0 and .[-1] == $r then . else . + [$r] end)')
 check_eq "first try named the certificate, the retry named none" "[\"$second_id\",null]" "$orders"
 check_eq "no failure recorded" 0 "$(db "select failure_count from domains where name = 'ari.example.com'")"
 
