@@ -34,7 +34,9 @@ int store_db_error(struct store *st, int rc, const char *what)
     return -EIO;
 }
 
-int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out)
+/* A statement for this use only, never cached: the one-off PRAGMAs of opening (their callers
+ * finalize them), and what store_prepare cannot cache (store_release finalizes those). */
+static int prepare_uncached(struct store *st, const char *sql, sqlite3_stmt **out)
 {
     int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
     if (rc != SQLITE_OK) {
@@ -42,6 +44,116 @@ int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out)
         return store_db_error(st, rc, "prepare");
     }
     return 0;
+}
+
+/* FNV-1a: a cheap filter, so a lookup compares the text of one slot, not of every slot. */
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    return h;
+}
+
+static struct store_stmt_slot *stmt_slot_find(struct store *st, const char *sql, uint64_t hash)
+{
+    for (size_t i = 0; i < st->stmt_count; i++) {
+        struct store_stmt_slot *slot = &st->stmts[i];
+        if (slot->hash == hash && strcmp(slot->sql, sql) == 0)
+            return slot;
+    }
+    return NULL;
+}
+
+/* An empty slot, or the least recently used idle one emptied; NULL when every slot is out. */
+static struct store_stmt_slot *stmt_slot_take(struct store *st)
+{
+    if (st->stmt_count < STORE_STMT_CACHE_MAX)
+        return &st->stmts[st->stmt_count++];
+    struct store_stmt_slot *lru = NULL;
+    for (size_t i = 0; i < st->stmt_count; i++) {
+        struct store_stmt_slot *slot = &st->stmts[i];
+        if (!slot->in_use && (!lru || slot->last_used < lru->last_used))
+            lru = slot;
+    }
+    if (lru) {
+        sqlite3_finalize(lru->stmt);
+        free(lru->sql);
+        *lru = (struct store_stmt_slot){0};
+    }
+    return lru;
+}
+
+/* Gives SLOT back as the last filled slot's place, keeping [0, stmt_count) filled. */
+static void stmt_slot_drop(struct store *st, struct store_stmt_slot *slot)
+{
+    struct store_stmt_slot *last = &st->stmts[st->stmt_count - 1];
+    sqlite3_finalize(slot->stmt);
+    free(slot->sql);
+    *slot = *last;
+    *last = (struct store_stmt_slot){0};
+    st->stmt_count--;
+}
+
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out)
+{
+    uint64_t hash = sql_hash(sql);
+    struct store_stmt_slot *slot = stmt_slot_find(st, sql, hash);
+
+    *out = NULL;
+    if (slot && slot->in_use)
+        return prepare_uncached(st, sql, out);
+    if (!slot) {
+        slot = stmt_slot_take(st);
+        if (!slot)
+            return prepare_uncached(st, sql, out);
+        slot->hash = hash;
+        slot->sql = strdup(sql);
+        if (!slot->sql) {
+            stmt_slot_drop(st, slot);
+            log_error("store: prepare: out of memory");
+            return -ENOMEM;
+        }
+        /* PERSISTENT: SQLite allocates it for a long life (not from its lookaside memory). */
+        int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->stmt, NULL);
+        if (rc != SQLITE_OK) {
+            int ret = store_db_error(st, rc, "prepare");
+            stmt_slot_drop(st, slot);
+            return ret;
+        }
+    }
+    slot->in_use = true;
+    slot->last_used = ++st->stmt_clock;
+    *out = slot->stmt;
+    return 0;
+}
+
+void store_release(struct store *st, sqlite3_stmt *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < st->stmt_count; i++) {
+        struct store_stmt_slot *slot = &st->stmts[i];
+        if (slot->stmt == s) {
+            /* reset repeats the last step's error, which the caller has had already. */
+            (void)sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            slot->in_use = false;
+            return;
+        }
+    }
+    sqlite3_finalize(s);
+}
+
+/* Finalizes every cached statement; none may be out. */
+static void stmt_cache_clear(struct store *st)
+{
+    for (size_t i = 0; i < st->stmt_count; i++) {
+        sqlite3_finalize(st->stmts[i].stmt);
+        free(st->stmts[i].sql);
+        st->stmts[i] = (struct store_stmt_slot){0};
+    }
+    st->stmt_count = 0;
 }
 
 int store_bind_text(struct store *st, sqlite3_stmt *s, int idx, const char *text)
@@ -146,7 +258,7 @@ int store_ids_due(struct store *st, const char *sql, int64_t now, size_t limit, 
     if (ret == 0 && (ret = store_bind_int64(st, s, 1, now)) == 0 &&
         (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) == 0)
         ret = store_rows_collect(st, s, &rows, sizeof(int64_t), store_row_id, NULL, what);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         free(rows.items);
@@ -171,7 +283,7 @@ int store_next_time(struct store *st, const char *sql, const char *what, int64_t
         else if (ret == -ENOENT)
             ret = 0;
     }
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -224,8 +336,9 @@ void store_tx_rollback(struct store *st)
 
 int store_tx_finish(struct store *st, sqlite3_stmt *s, int ret, const struct store_event_in *ev)
 {
-    /* Finalized before the rollback, which an unfinished statement could otherwise hold up. */
-    sqlite3_finalize(s);
+    /* Released (reset) before the rollback, which an unfinished statement could otherwise
+     * hold up. */
+    store_release(st, s);
     if (ret == 0 && ev)
         ret = store_event_insert(st, ev, NULL);
     if (ret == 0)
@@ -314,7 +427,7 @@ static int secure_files(const char *path, char *err, size_t errsz)
 static int pragma_int(struct store *st, const char *sql, int64_t *out)
 {
     sqlite3_stmt *s = NULL;
-    int ret = store_prepare(st, sql, &s);
+    int ret = prepare_uncached(st, sql, &s);
     if (ret < 0)
         return ret;
     int rc = sqlite3_step(s);
@@ -340,7 +453,7 @@ static int read_user_version(struct store *st, int64_t *out)
 static int configure(struct store *st, char *err, size_t errsz)
 {
     sqlite3_stmt *s = NULL;
-    int ret = store_prepare(st, "PRAGMA journal_mode = WAL", &s);
+    int ret = prepare_uncached(st, "PRAGMA journal_mode = WAL", &s);
     if (ret < 0)
         goto fail;
     if (sqlite3_step(s) != SQLITE_ROW) {
@@ -537,8 +650,9 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
-    /* All statements are finalised by their users, so close_v2 closes at once; with WAL the
-     * last connection checkpoints and removes -wal/-shm. */
+    /* Statements outside the cache are finalised by their users, so once the cache is cleared
+     * close_v2 closes at once; with WAL the last connection checkpoints and removes -wal/-shm. */
+    stmt_cache_clear(st);
     sqlite3_close_v2(st->db);
     pthread_mutex_destroy(&st->lock);
     free(st);

@@ -121,7 +121,7 @@ int store_account_get(struct store *st, const char *ca, const char *directory_ur
         (ret = store_bind_text(st, s, 2, directory_url)) == 0 &&
         (ret = store_step_row(st, s, "get account")) == 0)
         ret = account_from_row(s, true, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -144,7 +144,7 @@ static int ca_ensure(struct store *st, const char *name, const char *directory_u
         (ret = store_bind_int64(st, s, 3, now)) < 0 ||
         (ret = store_step_done(st, s, "ensure CA")) < 0)
         goto out;
-    sqlite3_finalize(s);
+    store_release(st, s);
     s = NULL;
 
     ret = store_prepare(st, "SELECT id FROM cas WHERE name = ?1", &s);
@@ -156,7 +156,7 @@ static int ca_ensure(struct store *st, const char *name, const char *directory_u
     else if (ret == -ENOENT)
         ret = -EIO; /* the row was just ensured */
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -176,7 +176,7 @@ static int account_drop(struct store *st, int64_t ca_id)
         ret = store_prepare(st, sql[i], &s);
         if (ret == 0 && (ret = store_bind_int64(st, s, 1, ca_id)) == 0)
             ret = store_step_done(st, s, "drop account");
-        sqlite3_finalize(s);
+        store_release(st, s);
     }
     return ret;
 }
@@ -202,7 +202,7 @@ static int account_insert(struct store *st, int64_t ca_id, const struct store_ac
         goto out;
     ret = store_step_done(st, s, "insert account");
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -275,7 +275,7 @@ int store_account_list(struct store *st, struct store_account ***out, size_t *co
     if (ret == 0)
         ret = store_rows_collect(st, s, &rows, sizeof(struct store_account *), account_row, NULL,
                                  "list accounts");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         store_account_list_free(rows.items, rows.n);

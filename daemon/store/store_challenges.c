@@ -60,7 +60,7 @@ int store_challenge_add(struct store *st, const struct store_challenge *c, int64
         (ret = store_bind_int64(st, s, 6, store_now())) == 0 &&
         (ret = store_step_changed(st, s, "insert challenge")) == 0 && id_out)
         *id_out = sqlite3_last_insert_rowid(st->db);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -72,7 +72,7 @@ int store_challenge_delete(struct store *st, int64_t id)
     int ret = store_prepare(st, "DELETE FROM challenges WHERE id = ?1", &s);
     if (ret == 0 && (ret = store_bind_int64(st, s, 1, id)) == 0)
         ret = store_step_changed(st, s, "delete challenge");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -121,7 +121,7 @@ int store_challenge_list(struct store *st, int64_t order_id, struct store_challe
     if (ret == 0 && (!order_id || (ret = store_bind_int64(st, s, 1, order_id)) == 0))
         ret = store_rows_collect(st, s, &rows, sizeof(struct store_challenge *), challenge_row,
                                  NULL, "list challenges");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         store_challenge_list_free(rows.items, rows.n);
@@ -153,7 +153,7 @@ int store_challenge_find_token(struct store *st, const char *token, char **key_a
     if (ret == 0 && (ret = store_bind_text(st, s, 1, token)) == 0 &&
         (ret = store_step_row(st, s, "find challenge token")) == 0)
         ret = store_col_strdup(s, 0, key_auth_out) < 0 || !*key_auth_out ? -ENOMEM : 0;
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }

@@ -103,7 +103,7 @@ static int load_alt_names(struct store *st, struct store_domain *d)
     /* Kept on error too: the caller frees D with what was read. */
     d->alt_names = rows.items;
     d->alt_count = rows.n;
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -151,7 +151,7 @@ static int domain_get_locked(struct store *st, const char *name, struct store_do
     if ((ret = store_bind_text(st, s, 1, name)) == 0 &&
         (ret = store_step_row(st, s, "get domain")) == 0)
         ret = domain_from_row(st, s, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -168,7 +168,7 @@ static int domain_lookup(struct store *st, const char *name, int64_t *id, bool *
         const unsigned char *status = sqlite3_column_text(s, 1);
         *removed = status && strcmp((const char *)status, DOMAIN_STATUS_REMOVED) == 0;
     }
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -181,7 +181,7 @@ static int names_replace(struct store *st, int64_t domain_id, const struct store
     if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
         (ret = store_step_done(st, s, "delete alt names")) < 0)
         goto out;
-    sqlite3_finalize(s);
+    store_release(st, s);
     s = NULL;
 
     ret = store_prepare(
@@ -197,7 +197,7 @@ static int names_replace(struct store *st, int64_t domain_id, const struct store
             goto out;
     }
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -216,7 +216,7 @@ int store_key_insert_current(struct store *st, int64_t domain_id, const struct s
     if ((ret = store_bind_int64(st, s, 1, domain_id)) < 0 ||
         (ret = store_step_done(st, s, "supersede keys")) < 0)
         goto out;
-    sqlite3_finalize(s);
+    store_release(st, s);
     s = NULL;
 
     ret = store_prepare(st,
@@ -236,7 +236,7 @@ int store_key_insert_current(struct store *st, int64_t domain_id, const struct s
     if (ret == 0 && id_out)
         *id_out = sqlite3_last_insert_rowid(st->db);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -274,7 +274,7 @@ static int domain_revive(struct store *st, int64_t id, const struct store_domain
         (ret = bind_renewal_settings(st, s, 6, d)) < 0 ||
         (ret = store_step_done(st, s, "revive domain")) < 0)
         goto out;
-    sqlite3_finalize(s);
+    store_release(st, s);
     s = NULL;
 
     ret = store_prepare(st,
@@ -287,7 +287,7 @@ static int domain_revive(struct store *st, int64_t id, const struct store_domain
         goto out;
     ret = store_step_done(st, s, "supersede certificates");
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -316,7 +316,7 @@ static int domain_insert(struct store *st, const struct store_domain *d, int64_t
     if (ret == 0)
         *id_out = sqlite3_last_insert_rowid(st->db);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -385,7 +385,7 @@ int store_domain_list(struct store *st, const char *after_name, size_t limit, bo
         (ret = store_bind_int64(st, s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) == 0)
         ret = store_rows_collect(st, s, &rows, sizeof(struct store_domain *), domain_row, st,
                                  "list domains");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         store_domain_list_free(rows.items, rows.n);
@@ -479,7 +479,7 @@ int store_domain_remove(struct store *st, const char *name, bool purge,
         /* Its certificate stays "active" as history (a revival supersedes it), but no ARI
          * fetch or expiry warning is due for a domain nobody manages: leaving the timers would
          * also keep the rows in the due ranges of the scheduler's indexes. */
-        sqlite3_finalize(s);
+        store_release(st, s);
         s = NULL;
         if ((ret = store_prepare(st,
                                  "UPDATE certificates SET ari_next_check = NULL,"
@@ -531,7 +531,7 @@ int store_stats(struct store *st, struct store_stats *out)
     out->certificates_active = sqlite3_column_int64(s, 3);
     out->next_renewal_at = sqlite3_column_int64(s, 4);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -553,7 +553,7 @@ int store_domain_check_managed(struct store *st, int64_t id, char **key_type)
         (ret = store_step_row(st, s, "check domain")) == 0 && key_type &&
         (store_col_strdup(s, 0, key_type) < 0 || !*key_type))
         ret = -ENOMEM;
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -567,7 +567,7 @@ int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain **o
     if (ret == 0 && (ret = store_bind_int64(st, s, 1, id)) == 0 &&
         (ret = store_step_row(st, s, "get domain by id")) == 0)
         ret = domain_from_row(st, s, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }

@@ -62,7 +62,7 @@ int store_event_insert(struct store *st, const struct store_event_in *ev, int64_
             store_events_committed(st);
     }
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -136,7 +136,7 @@ int store_event_list(struct store *st, int64_t after_id, size_t limit, struct st
         (ret = store_bind_int64(st, s, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit)) == 0)
         ret = store_rows_collect(st, s, &rows, sizeof(struct store_event *), event_row, NULL,
                                  "list events");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         store_event_list_free(rows.items, rows.n);
@@ -161,7 +161,7 @@ int store_event_last_id(struct store *st, int64_t *id_out)
     else
         ret = store_db_error(st, rc, "last event id");
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -185,7 +185,7 @@ int store_event_first_id(struct store *st, int64_t *id_out)
     else
         ret = store_db_error(st, rc, "first event id");
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -225,7 +225,7 @@ static int prune_batch(struct store *st, int64_t before, size_t *deleted, bool *
         stop = sqlite3_column_int64(s, 0);
     else
         stop = max_seen + 1;
-    sqlite3_finalize(s);
+    store_release(st, s);
     s = NULL;
 
     ret = store_prepare(st, "DELETE FROM events WHERE id < ?1", &s);
@@ -239,7 +239,7 @@ static int prune_batch(struct store *st, int64_t before, size_t *deleted, bool *
         *more = stop > max_seen;
     }
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 

@@ -11,14 +11,36 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "core/clock.h"
 
 #include "store/store.h"
 
+/*
+ * Statements kept prepared between calls, at most this many per store. The store has about 80
+ * distinct SQL texts; past the bound the least recently used idle statement is finalized to make
+ * room, so a rarely used one costs a prepare again, never unbounded memory.
+ */
+#define STORE_STMT_CACHE_MAX 128
+
+/* One cached statement, keyed by its SQL text (a copy, with its hash). */
+struct store_stmt_slot {
+    char *sql;
+    uint64_t hash;
+    sqlite3_stmt *stmt;
+    uint64_t last_used; /* st->stmt_clock at its last hand-out, for eviction */
+    bool in_use;        /* handed out by store_prepare and not released yet */
+};
+
 struct store {
     pthread_mutex_t lock;
     sqlite3 *db;
+    /* store_prepare's cache: slots [0, stmt_count) are filled. Under the lock, like db. */
+    struct store_stmt_slot stmts[STORE_STMT_CACHE_MAX];
+    size_t stmt_count;
+    uint64_t stmt_clock;
     /* store_set_event_hook: called after a commit that added events. */
     store_event_hook event_hook;
     void *event_hook_ctx;
@@ -54,8 +76,23 @@ static inline int64_t store_now(void)
  */
 int store_db_error(struct store *st, int rc, const char *what);
 
-/* Prepares SQL (a constant: never data) into *OUT. */
+/*
+ * Hands out a statement for SQL (a constant: never data) in *OUT, reset and with no bindings,
+ * or a mapped error with *OUT NULL. The statement comes from the store's cache, prepared once
+ * (SQLite re-prepares it by itself after a schema change); when the cached one for SQL is still
+ * out (a nested use of the same SQL) or the cache cannot take it, a fresh statement is prepared
+ * for this use only. Either way the caller gives it back with store_release, never
+ * sqlite3_finalize.
+ */
 int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out);
+
+/*
+ * Gives back S from store_prepare (NULL is a no-op): a cached statement is reset (ending any
+ * read it had open, so it holds no snapshot) and its bindings cleared, ready for the next
+ * store_prepare of its SQL; any other is finalized. An error S's last step returned is not
+ * reported again: the caller has already seen it.
+ */
+void store_release(struct store *st, sqlite3_stmt *s);
 
 /* Bind helpers; TEXT is bound without a copy (SQLITE_STATIC), so it must outlive the step.
  * A NULL string binds SQL NULL; a 0 time binds SQL NULL ("not set"). */
@@ -129,7 +166,7 @@ int store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
 /*
  * Ends the transaction the caller began with store_tx_begin, RET being its outcome so far:
- * finalizes S (NULL for none) first, then when RET is 0 inserts EV (unless NULL) and commits;
+ * releases S (NULL for none) first, then when RET is 0 inserts EV (unless NULL) and commits;
  * when RET or either of those is an error, rolls back. Returns 0 or the first error.
  */
 int store_tx_finish(struct store *st, sqlite3_stmt *s, int ret, const struct store_event_in *ev);

@@ -140,7 +140,7 @@ static int fetch_one(struct store *st, const char *sql, int64_t param, const cha
     if ((ret = store_bind_int64(st, *out, 1, param)) == 0 &&
         (ret = store_step_row(st, *out, what)) == 0)
         return 0;
-    sqlite3_finalize(*out);
+    store_release(st, *out);
     *out = NULL;
     return ret;
 }
@@ -155,7 +155,7 @@ static int fetch_all(struct store *st, const char *sql, int64_t param, size_t el
     int ret = store_prepare(st, sql, &s);
     if (ret == 0 && (ret = store_bind_int64(st, s, 1, param)) == 0)
         ret = store_rows_collect(st, s, rows, elem, row, NULL, what);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -191,7 +191,7 @@ int store_key_current(struct store *st, int64_t domain_id, struct store_key **ou
                         domain_id, "current key", &s);
     if (ret == 0)
         ret = key_from_row(s, false, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -210,7 +210,7 @@ int store_key_get_pem(struct store *st, int64_t key_id, struct store_key **out)
         *out = NULL;
         ret = -ENOMEM;
     }
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -246,7 +246,7 @@ int store_cert_current(struct store *st, int64_t domain_id, struct store_cert **
                         domain_id, "current certificate", &s);
     if (ret == 0)
         ret = cert_from_row(s, true, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -291,7 +291,7 @@ int store_row_exists(struct store *st, const char *sql, int64_t a, int64_t b, co
     else
         ret = store_db_error(st, rc, what);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -305,7 +305,7 @@ static int exec_id_time(struct store *st, const char *sql, int64_t id, int64_t t
     if ((ret = store_bind_int64(st, s, 1, id)) == 0 &&
         (sqlite3_bind_parameter_count(s) < 2 || (ret = store_bind_int64(st, s, 2, t)) == 0))
         ret = store_step_done(st, s, what);
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -345,7 +345,7 @@ static int active_cert_id(struct store *st, int64_t domain_id, int64_t *id)
                         domain_id, "active certificate", &s);
     if (ret == 0)
         *id = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret == -ENOENT ? 0 : ret;
 }
 
@@ -395,7 +395,7 @@ static int cert_insert_active(struct store *st, const struct store_cert *c, int6
     if (ret == 0)
         *id_out = sqlite3_last_insert_rowid(st->db);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -414,7 +414,7 @@ static int domain_activate(struct store *st, int64_t domain_id, int64_t next_ren
         (ret = store_bind_int64(st, s, 2, next_renewal_at)) == 0 &&
         (ret = store_bind_int64(st, s, 3, now)) == 0)
         ret = store_step_done(st, s, "activate domain");
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -490,7 +490,7 @@ int store_cert_get_by_serial(struct store *st, const char *serial, struct store_
     if (ret == 0 && (ret = store_bind_text(st, s, 1, serial)) == 0 &&
         (ret = store_step_row(st, s, "certificate by serial")) == 0)
         ret = cert_from_row(s, true, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -521,7 +521,7 @@ int store_cert_set_revoked(struct store *st, int64_t id, int reason, int64_t rev
     domain_id = sqlite3_column_int64(s, 0);
     const unsigned char *status = sqlite3_column_text(s, 1);
     was_active = status && strcmp((const char *)status, CERT_STATUS_ACTIVE) == 0;
-    sqlite3_finalize(s);
+    store_release(st, s);
     s = NULL;
 
     ret = store_prepare(st,
@@ -559,7 +559,7 @@ int store_cert_get(struct store *st, int64_t cert_id, struct store_cert **out)
                         cert_id, "get certificate", &s);
     if (ret == 0)
         ret = cert_from_row(s, true, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }

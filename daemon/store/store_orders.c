@@ -165,7 +165,7 @@ static int order_insert(struct store *st, const struct store_order *o, int64_t n
     if (ret == 0)
         *id_out = sqlite3_last_insert_rowid(st->db);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -202,7 +202,7 @@ static int order_domain(struct store *st, int64_t order_id, int64_t *domain_id)
     if ((ret = store_bind_int64(st, s, 1, order_id)) == 0 &&
         (ret = store_step_row(st, s, "get order domain")) == 0)
         *domain_id = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -232,7 +232,7 @@ static int order_write(struct store *st, const struct store_order *o, int64_t no
         goto out;
     ret = store_step_done(st, s, "update order");
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     return ret;
 }
 
@@ -268,7 +268,7 @@ static int order_fetch(struct store *st, const char *sql, int64_t param, const c
     if (ret == 0 && (ret = store_bind_int64(st, s, 1, param)) == 0 &&
         (ret = store_step_row(st, s, what)) == 0)
         ret = order_from_row(s, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -302,7 +302,7 @@ int store_order_list_unfinished(struct store *st, struct store_order ***out, siz
     if (ret == 0)
         ret = store_rows_collect(st, s, &rows, sizeof(struct store_order *), order_row, NULL,
                                  "list unfinished orders");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         store_order_list_free(rows.items, rows.n);

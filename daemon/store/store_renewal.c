@@ -62,7 +62,7 @@ int store_cert_set_ari(struct store *st, int64_t cert_id, int64_t window_start, 
         (ret = store_bind_time(st, s, 3, window_end)) == 0 &&
         (ret = store_bind_time(st, s, 4, next_check)) == 0)
         ret = store_step_changed(st, s, "set certificate ARI");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -142,7 +142,7 @@ int store_orders_count_since(struct store *st, const char *ca, int64_t since, in
     *count = sqlite3_column_int64(s, 0);
     *oldest = sqlite3_column_int64(s, 1);
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }

@@ -129,7 +129,7 @@ int store_token_add(struct store *st, const struct store_token *t, const struct 
     if ((ret = store_tx_commit(st)) == 0)
         st->token_generation++;
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     if (ret < 0)
         store_tx_rollback(st);
     pthread_mutex_unlock(&st->lock);
@@ -147,7 +147,7 @@ int store_token_get(struct store *st, const char *id, struct store_token **out)
     if (ret == 0 && (ret = store_bind_text(st, s, 1, id)) == 0 &&
         (ret = store_step_row(st, s, "get token")) == 0)
         ret = token_from_row(s, out);
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
@@ -165,7 +165,7 @@ int store_token_list(struct store *st, struct store_token ***out, size_t *count)
     if (ret == 0)
         ret = store_rows_collect(st, s, &rows, sizeof(struct store_token *), token_row, NULL,
                                  "list tokens");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     if (ret < 0) {
         store_token_list_free(rows.items, rows.n);
@@ -194,7 +194,7 @@ int store_token_revoke(struct store *st, const char *id, int64_t revoked_at,
         goto out;
     if (sqlite3_changes(st->db) == 0) {
         bool exists = false;
-        sqlite3_finalize(s);
+        store_release(st, s);
         s = NULL;
         ret = store_prepare(st, "SELECT 1 FROM tokens WHERE id = ?1", &s);
         if (ret < 0 || (ret = store_bind_text(st, s, 1, id)) < 0)
@@ -214,7 +214,7 @@ int store_token_revoke(struct store *st, const char *id, int64_t revoked_at,
     if ((ret = store_tx_commit(st)) == 0)
         st->token_generation++;
 out:
-    sqlite3_finalize(s);
+    store_release(st, s);
     if (ret < 0)
         store_tx_rollback(st);
     pthread_mutex_unlock(&st->lock);
@@ -231,7 +231,7 @@ int store_token_touch(struct store *st, const char *id, int64_t when)
     if (ret == 0 && (ret = store_bind_text(st, s, 1, id)) == 0 &&
         (ret = store_bind_int64(st, s, 2, when)) == 0)
         ret = store_step_changed(st, s, "touch token");
-    sqlite3_finalize(s);
+    store_release(st, s);
     pthread_mutex_unlock(&st->lock);
     return ret;
 }
