@@ -259,6 +259,7 @@ static bool wait_for_work(struct api_acceptor *a, bool paused)
 
 static void *accept_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "certd-accept"); /* for top -H, ps -L and the benchmarks */
     struct api_acceptor *a = arg;
     bool paused = false, warned = false;
     while (wait_for_work(a, paused)) {

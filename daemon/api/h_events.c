@@ -133,6 +133,7 @@ static void timespec_at_ms(struct timespec *ts, int64_t ms)
 
 static void *feed_thread(void *cls)
 {
+    pthread_setname_np(pthread_self(), "certd-feed"); /* for top -H, ps -L and the benchmarks */
     struct api_feed *feed = cls;
     /* The first prune runs at once; a feed that does not prune never gets there. */
     int64_t next_prune = feed->prune ? 0 : INT64_MAX;

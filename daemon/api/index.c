@@ -857,6 +857,7 @@ static int apply_events(struct delivery_index *idx)
 
 static void *follow_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "certd-index"); /* for top -H, ps -L and the benchmarks */
     struct delivery_index *idx = arg;
     while (!atomic_load(&idx->stopping)) {
         /* A bounded wait, so a stop is noticed even if nobody stops the bus. */

@@ -279,6 +279,7 @@ static void run_job(struct scheduler *s, const struct job *job)
 
 static void *worker_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "certd-order"); /* for top -H, ps -L and the benchmarks */
     struct scheduler *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
@@ -307,6 +308,7 @@ static void *worker_main(void *arg)
 
 static void *scheduler_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "certd-sched"); /* for top -H, ps -L and the benchmarks */
     struct scheduler *s = arg;
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
