@@ -34,6 +34,31 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
+# exit_trap_add CMD: runs CMD when the script exits, before whatever EXIT trap was set already
+# (t_cleanup's above all), so each helper file and test can add its own clean-up.
+# shellcheck disable=SC2120  # "set --" below parses trap's output, not our arguments
+exit_trap_add() {
+    local prev
+    prev=$(trap -p EXIT) # bash reports the calling shell's traps here
+    if [ -n "$prev" ]; then
+        eval "set -- $prev" # trap -- 'CMD' EXIT  ->  $3 = CMD
+        prev=$3
+    fi
+    # shellcheck disable=SC2064  # expand PREV now, once
+    trap "$1 || true; ${prev:-:}" EXIT
+}
+
+# stop_pids PID...: SIGTERM to each process (empty arguments skipped), then waits for each.
+stop_pids() {
+    local pid
+    for pid in "$@"; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "$@"; do
+        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+    done
+}
+
 log() { printf '# %s\n' "$*"; }
 pass() { T_PASS=$((T_PASS + 1)); printf 'ok %d - %s\n' "$((T_PASS + T_FAIL))" "$1"; }
 fail() {

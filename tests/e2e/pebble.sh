@@ -387,18 +387,7 @@ _pebble_on_exit() {
 
 # Run pebble_stop before whatever EXIT trap lib.sh (or the caller) installed, so T_DIR is
 # still there and nothing outlives the test. Signals become exits so the EXIT trap runs.
-# shellcheck disable=SC2120  # "set --" below parses trap's output, not our arguments
-_pebble_chain_exit_trap() {
-    local prev
-    prev=$(trap -p EXIT)          # bash reports the parent shell's traps here
-    if [ -n "$prev" ]; then
-        eval "set -- $prev"       # trap -- 'CMD' EXIT  ->  $3 = CMD
-        prev=$3
-    fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "_pebble_on_exit || true; ${prev:-:}" EXIT
-}
-_pebble_chain_exit_trap
+exit_trap_add _pebble_on_exit
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM

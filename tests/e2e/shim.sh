@@ -141,15 +141,4 @@ _shim_on_exit() {
 }
 
 # Stop the shim before pebble.sh's and lib.sh's handlers run (they remove T_DIR).
-# shellcheck disable=SC2120  # "set --" below parses trap's output, not our arguments
-_shim_chain_exit_trap() {
-    local prev
-    prev=$(trap -p EXIT)
-    if [ -n "$prev" ]; then
-        eval "set -- $prev"
-        prev=$3
-    fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "_shim_on_exit || true; ${prev:-:}" EXIT
-}
-_shim_chain_exit_trap
+exit_trap_add _shim_on_exit

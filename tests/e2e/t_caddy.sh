@@ -15,27 +15,9 @@ SOCAT_BIN=${SOCAT_BIN:-$(command -v socat || true)}
 [ -x "$SOCAT_BIN" ] || { fail "socat is installed (scripts/install-deps)"; finish; }
 CADDY_PID=
 SOCAT_PID=
-caddy_cleanup() {
-    local pid
-    for pid in "$CADDY_PID" "$SOCAT_PID"; do
-        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "$CADDY_PID" "$SOCAT_PID"; do
-        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-    done
-}
+caddy_cleanup() { stop_pids "$CADDY_PID" "$SOCAT_PID"; }
 # Before the traps lib.sh and pebble.sh chained (certd, Pebble, T_DIR), like pebble.sh does.
-_caddy_chain_exit_trap() {
-    local prev
-    prev=$(trap -p EXIT)
-    if [ -n "$prev" ]; then
-        eval "set -- $prev"
-        prev=$3
-    fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "caddy_cleanup || true; ${prev:-:}" EXIT
-}
-_caddy_chain_exit_trap
+exit_trap_add caddy_cleanup
 
 pebble_start
 write_config "$(certd_pebble_config_text)"

@@ -16,26 +16,8 @@ HAPROXY_BIN=${HAPROXY_BIN:-$(command -v haproxy || echo /usr/sbin/haproxy)}
 [ -x "$HAPROXY_BIN" ] || { fail "haproxy is installed (scripts/install-deps)"; finish; }
 HAPROXY_PID=
 WATCH_PID=
-haproxy_cleanup() {
-    local pid
-    for pid in "$WATCH_PID" "$HAPROXY_PID"; do
-        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "$WATCH_PID" "$HAPROXY_PID"; do
-        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-    done
-}
-_haproxy_chain_exit_trap() {
-    local prev
-    prev=$(trap -p EXIT)
-    if [ -n "$prev" ]; then
-        eval "set -- $prev"
-        prev=$3
-    fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "haproxy_cleanup || true; ${prev:-:}" EXIT
-}
-_haproxy_chain_exit_trap
+haproxy_cleanup() { stop_pids "$WATCH_PID" "$HAPROXY_PID"; }
+exit_trap_add haproxy_cleanup
 
 pebble_start
 write_config "$(certd_pebble_config_text)"

@@ -10,26 +10,8 @@ NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 [ -x "$NGINX_BIN" ] || { fail "nginx is installed (scripts/install-deps)"; finish; }
 NGINX_PID=
 WATCH_PID=
-nginx_cleanup() {
-    local pid
-    for pid in "$WATCH_PID" "$NGINX_PID"; do
-        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "$WATCH_PID" "$NGINX_PID"; do
-        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-    done
-}
-_nginx_chain_exit_trap() {
-    local prev
-    prev=$(trap -p EXIT)
-    if [ -n "$prev" ]; then
-        eval "set -- $prev"
-        prev=$3
-    fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "nginx_cleanup || true; ${prev:-:}" EXIT
-}
-_nginx_chain_exit_trap
+nginx_cleanup() { stop_pids "$WATCH_PID" "$NGINX_PID"; }
+exit_trap_add nginx_cleanup
 
 pebble_start
 write_config "$(certd_pebble_config_text)"

@@ -8,22 +8,8 @@
 . "$(dirname "$0")/pebble.sh"
 
 WATCH_PID=
-sync_cleanup() {
-    [ -n "$WATCH_PID" ] || return 0
-    kill -TERM "$WATCH_PID" 2>/dev/null || true
-    wait "$WATCH_PID" 2>/dev/null || true
-}
-_sync_chain_exit_trap() {
-    local prev
-    prev=$(trap -p EXIT)
-    if [ -n "$prev" ]; then
-        eval "set -- $prev"
-        prev=$3
-    fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "sync_cleanup || true; ${prev:-:}" EXIT
-}
-_sync_chain_exit_trap
+sync_cleanup() { stop_pids "$WATCH_PID"; }
+exit_trap_add sync_cleanup
 
 pebble_start
 _pebble_pick_ports 1 || { fail "free port found"; finish; }
