@@ -38,14 +38,14 @@ trap t_cleanup EXIT
 # (t_cleanup's above all), so each helper file and test can add its own clean-up.
 # shellcheck disable=SC2120  # "set --" below parses trap's output, not our arguments
 exit_trap_add() {
-    local prev
+    local cmd=$1 prev
     prev=$(trap -p EXIT) # bash reports the calling shell's traps here
     if [ -n "$prev" ]; then
         eval "set -- $prev" # trap -- 'CMD' EXIT  ->  $3 = CMD
         prev=$3
     fi
-    # shellcheck disable=SC2064  # expand PREV now, once
-    trap "$1 || true; ${prev:-:}" EXIT
+    # shellcheck disable=SC2064  # expand CMD and PREV now, once
+    trap "$cmd || true; ${prev:-:}" EXIT
 }
 
 # stop_pids PID...: SIGTERM to each process (empty arguments skipped), then waits for each.
