@@ -168,21 +168,44 @@ static char *bundle_meta(const struct index_entry *e)
     return text;
 }
 
-/* The metadata object with the key spliced in as its last member: the key is escaped once, in
- * the index (INDEX_SECRET_KEY_JSON), and never passes through jansson's buffers here. */
+/* KEY as a JSON string literal (quotes included, *LEN its length), escaped by jansson straight
+ * into a buffer of ours: wipe it after use. jansson's own copy of the key is wiped before it is
+ * freed. NULL on failure. */
+static char *key_literal(const char *key, size_t key_len, size_t *len)
+{
+    json_t *s = json_stringn(key, key_len);
+    size_t need = s ? json_dumpb(s, NULL, 0, JSON_ENCODE_ANY) : 0;
+    char *out = need ? malloc(need + 1) : NULL;
+    if (out && json_dumpb(s, out, need, JSON_ENCODE_ANY) == need) {
+        out[need] = '\0';
+        *len = need;
+    } else if (out) {
+        explicit_bzero(out, need);
+        free(out);
+        out = NULL;
+    }
+    if (s)
+        explicit_bzero((char *)json_string_value(s), json_string_length(s));
+    json_decref(s);
+    return out;
+}
+
+/* The metadata object with the key spliced in as its last member (the key never passes through
+ * a jansson object that json_dumps would copy around). */
 static char *render_bundle(const struct index_entry *e)
 {
     static const char key_member[] = ",\"private_key\":";
     static const char tail[] = "}\n";
     char *meta = bundle_meta(e);
-    size_t meta_len = meta ? strlen(meta) : 0;
-    char *body = NULL;
+    size_t meta_len = meta ? strlen(meta) : 0, lit_len = 0, pem_len;
+    char *body = NULL, *lit = NULL;
     if (meta_len < 2 || meta[meta_len - 1] != '}')
         goto out;
-    size_t key_len;
-    const char *key = index_entry_secret(e, INDEX_SECRET_KEY_JSON, &key_len);
+    const char *pem = index_entry_secret(e, INDEX_SECRET_KEY_PEM, &pem_len);
+    if (!(lit = key_literal(pem, pem_len, &lit_len)))
+        goto out;
     size_t head = meta_len - 1; /* without its closing brace */
-    size_t len = head + sizeof(key_member) - 1 + key_len + sizeof(tail) - 1;
+    size_t len = head + sizeof(key_member) - 1 + lit_len + sizeof(tail) - 1;
     if (!(body = malloc(len + 1)))
         goto out;
     char *p = body;
@@ -190,10 +213,14 @@ static char *render_bundle(const struct index_entry *e)
     p += head;
     memcpy(p, key_member, sizeof(key_member) - 1);
     p += sizeof(key_member) - 1;
-    memcpy(p, key, key_len);
-    p += key_len;
+    memcpy(p, lit, lit_len);
+    p += lit_len;
     memcpy(p, tail, sizeof(tail)); /* with its NUL */
 out:
+    if (lit) {
+        explicit_bzero(lit, lit_len);
+        free(lit);
+    }
     free(meta);
     return body;
 }

@@ -44,8 +44,6 @@ struct index_entry {
     size_t chain_len;
     char *key_pem; /* secret */
     size_t key_len;
-    char *key_json; /* secret */
-    size_t key_json_len;
     char etag[INDEX_ETAG_SIZE];
     _Atomic(char *) bodies[INDEX_BODY_KINDS]; /* index_entry_body: built on first use; secret */
 };
@@ -94,7 +92,6 @@ static void entry_free(struct index_entry *e)
     if (!e)
         return;
     wipe_free(e->key_pem, e->key_len);
-    wipe_free(e->key_json, e->key_json_len);
     for (size_t i = 0; i < INDEX_BODY_KINDS; i++) {
         char *body = atomic_load(&e->bodies[i]);
         if (body)
@@ -191,25 +188,6 @@ static struct index_entry *entry_build(const struct index_source *src, int *err)
             *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
         e->name_count++;
     }
-
-    /* Escaped once here with jansson, so the bundle endpoint never re-encodes the key.
-     * json_dumpb writes straight into our buffer (json_dumps would leave grown-out copies of
-     * the key in freed memory), and jansson's own copy in the string is wiped before it goes. */
-    json_t *s = json_stringn(e->key_pem, e->key_len);
-    size_t need = s ? json_dumpb(s, NULL, 0, JSON_ENCODE_ANY) : 0;
-    e->key_json = need ? malloc(need + 1) : NULL;
-    if (e->key_json && json_dumpb(s, e->key_json, need, JSON_ENCODE_ANY) == need) {
-        e->key_json[need] = '\0';
-        e->key_json_len = need;
-    } else {
-        free(e->key_json);
-        e->key_json = NULL;
-    }
-    if (s)
-        explicit_bzero((char *)json_string_value(s), json_string_length(s));
-    json_decref(s);
-    if (!e->key_json)
-        goto fail;
 
     index_etag_format(e->etag, e->fingerprint, e->key_id);
     *err = 0;
@@ -601,10 +579,6 @@ const char *index_entry_secret(const struct index_entry *e, enum index_secret wh
     case INDEX_SECRET_KEY_PEM:
         p = e->key_pem;
         n = e->key_len;
-        break;
-    case INDEX_SECRET_KEY_JSON:
-        p = e->key_json;
-        n = e->key_json_len;
         break;
     }
     if (len)

@@ -153,7 +153,6 @@ int64_t index_entry_not_after(const struct index_entry *e);
 
 enum index_secret {
     INDEX_SECRET_KEY_PEM,  /* the private key as PKCS#8 PEM, ending with a newline */
-    INDEX_SECRET_KEY_JSON, /* the same as a JSON string literal, quotes included */
 };
 
 /*

@@ -183,13 +183,6 @@ static void test_entry_contents(void **state)
     const char *key = index_entry_secret(e, INDEX_SECRET_KEY_PEM, &len);
     assert_int_equal(len, strlen(fake_key));
     assert_string_equal(key, fake_key);
-    const char *lit = index_entry_secret(e, INDEX_SECRET_KEY_JSON, &len);
-    assert_int_equal(len, strlen(lit));
-    json_error_t jerr;
-    json_t *back = json_loads(lit, JSON_DECODE_ANY, &jerr);
-    assert_non_null(back);
-    assert_string_equal(json_string_value(back), fake_key);
-    json_decref(back);
     index_entry_put(e);
 
     /* Refused: a missing field, an over-long name. */
