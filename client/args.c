@@ -78,3 +78,36 @@ bool args_parse_long(const char *s, long min, long max, long *out)
     *out = v;
     return true;
 }
+
+static const struct opt_spec no_opts[] = {{NULL, false}};
+
+int args_none(struct cli_args *a, const struct certctl *ctx)
+{
+    int which;
+    const char *val;
+    enum args_result r = args_next(a, ctx, no_opts, &which, &val);
+    if (r == ARGS_ERROR)
+        return CERTCTL_EXIT_USAGE;
+    if (r != ARGS_END)
+        return usage_error(ctx, "unexpected argument '%s'", val);
+    return CERTCTL_EXIT_OK;
+}
+
+int args_one(struct cli_args *a, const struct certctl *ctx, const char *what, const char **word)
+{
+    int which;
+    const char *val;
+    enum args_result r;
+
+    *word = NULL;
+    while ((r = args_next(a, ctx, no_opts, &which, &val)) != ARGS_END) {
+        if (r == ARGS_ERROR)
+            return CERTCTL_EXIT_USAGE;
+        if (*word)
+            return usage_error(ctx, "unexpected argument '%s'", val);
+        *word = val;
+    }
+    if (!*word)
+        return usage_error(ctx, "missing %s", what);
+    return CERTCTL_EXIT_OK;
+}

@@ -41,6 +41,15 @@ struct certctl;
 enum args_result args_next(struct cli_args *a, const struct certctl *ctx,
                            const struct opt_spec *specs, int *which, const char **value);
 
+/* For a command without options or words (an option is a usage error too, so "--bogus" is
+ * refused): CERTCTL_EXIT_OK, or CERTCTL_EXIT_USAGE (reported)
+ * for any word left. */
+int args_none(struct cli_args *a, const struct certctl *ctx);
+
+/* For a command without options and exactly one word (WHAT names it in messages), stored in
+ * *WORD: CERTCTL_EXIT_OK, or CERTCTL_EXIT_USAGE (reported) when it is missing or not alone. */
+int args_one(struct cli_args *a, const struct certctl *ctx, const char *what, const char **word);
+
 /* Parses S as a decimal integer in MIN..MAX; false when it is anything else. */
 bool args_parse_long(const char *s, long min, long max, long *out);
 

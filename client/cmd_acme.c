@@ -12,29 +12,6 @@
 /* Problem documents a CA sends are small; ours cut descriptions at this size. */
 #define DESC_MAX 2048
 
-static const struct opt_spec no_opts[] = {{NULL, false}};
-
-/* Reads the one positional argument of a command without options; WHAT names it in messages. */
-static int parse_one_arg(struct certctl *ctx, struct cli_args *args, const char *what,
-                         const char **arg)
-{
-    int which;
-    const char *val;
-    enum args_result r;
-
-    *arg = NULL;
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        if (*arg)
-            return usage_error(ctx, "unexpected argument '%s'", val);
-        *arg = val;
-    }
-    if (!*arg)
-        return usage_error(ctx, "missing %s", what);
-    return CERTCTL_EXIT_OK;
-}
-
 static int print_json(const json_t *doc)
 {
     return output_json(doc) == 0 ? CERTCTL_EXIT_OK : CERTCTL_EXIT_FAILED;
@@ -142,7 +119,7 @@ static int run_order_show(struct certctl *ctx, struct cli_args *args)
 {
     const char *name;
     json_t *doc = NULL;
-    int ret = parse_one_arg(ctx, args, "domain name", &name);
+    int ret = args_one(args, ctx, "domain name", &name);
     if (ret != CERTCTL_EXIT_OK)
         return ret;
     char *path = api_domain_path(ctx, name, "/order");
@@ -235,18 +212,12 @@ oom:
 
 static int run_account_list(struct certctl *ctx, struct cli_args *args)
 {
-    int which;
-    const char *val;
-    enum args_result r;
     json_t *doc = NULL;
     struct table *t = NULL;
-    int ret;
 
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        return usage_error(ctx, "unexpected argument '%s'", val);
-    }
+    int ret = args_none(args, ctx);
+    if (ret != CERTCTL_EXIT_OK)
+        return ret;
     ret = api_call_object(ctx, "GET", "/v1/accounts", NULL, &doc);
     if (ret != CERTCTL_EXIT_OK)
         goto out;
@@ -294,7 +265,7 @@ static int account_call(struct certctl *ctx, struct cli_args *args, const char *
 {
     const char *ca;
     json_t *doc = NULL;
-    int ret = parse_one_arg(ctx, args, "CA name", &ca);
+    int ret = args_one(args, ctx, "CA name", &ca);
     if (ret != CERTCTL_EXIT_OK)
         return ret;
     char *path = account_path(ctx, ca, suffix);

@@ -735,34 +735,12 @@ static const struct command cmd_domain_list = {
 
 /* ---- show ------------------------------------------------------------------------------- */
 
-static const struct opt_spec no_opts[] = {{NULL, false}};
-
-/* Reads the one NAME argument of show. */
-static int parse_name_only(struct certctl *ctx, struct cli_args *args, const char **name)
-{
-    int which;
-    const char *val;
-    enum args_result r;
-
-    *name = NULL;
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        if (*name)
-            return usage_error(ctx, "unexpected argument '%s'", val);
-        *name = val;
-    }
-    if (!*name)
-        return usage_error(ctx, "missing domain name");
-    return CERTCTL_EXIT_OK;
-}
-
 static int run_show(struct certctl *ctx, struct cli_args *args)
 {
     const char *name;
     json_t *doc = NULL;
     char *path = NULL;
-    int ret = parse_name_only(ctx, args, &name);
+    int ret = args_one(args, ctx, "domain name", &name);
     if (ret != CERTCTL_EXIT_OK)
         return ret;
 

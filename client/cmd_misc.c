@@ -14,9 +14,6 @@
 #include "http.h"
 #include "output.h"
 
-/* Commands that take no options still go through args_next, so "--bogus" is a usage error. */
-static const struct opt_spec no_opts[] = {{NULL, false}};
-
 /* Prints DOC as JSON for --json and returns the exit code for it. */
 static int print_json(const json_t *doc)
 {
@@ -33,18 +30,12 @@ static int print_table(struct table *t)
 
 static int run_status(struct certctl *ctx, struct cli_args *args)
 {
-    int which;
-    const char *val;
-    enum args_result r;
     json_t *doc = NULL;
     struct table *t = NULL;
-    int ret;
 
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        return usage_error(ctx, "unexpected argument '%s'", val);
-    }
+    int ret = args_none(args, ctx);
+    if (ret != CERTCTL_EXIT_OK)
+        return ret;
 
     ret = api_call_object(ctx, "GET", "/v1/health", NULL, &doc);
     if (ret != CERTCTL_EXIT_OK)
@@ -194,23 +185,14 @@ static int history_certs(const json_t *certs, struct table **out)
 
 static int run_history(struct certctl *ctx, struct cli_args *args)
 {
-    int which;
-    const char *val, *name = NULL;
-    enum args_result r;
+    const char *name = NULL;
     json_t *doc = NULL;
     char *path = NULL;
     struct table *keys = NULL, *certs = NULL;
-    int ret;
 
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        if (name)
-            return usage_error(ctx, "unexpected argument '%s'", val);
-        name = val;
-    }
-    if (!name)
-        return usage_error(ctx, "missing domain name");
+    int ret = args_one(args, ctx, "domain name", &name);
+    if (ret != CERTCTL_EXIT_OK)
+        return ret;
 
     path = api_domain_path(ctx, name, "/history");
     if (!path)

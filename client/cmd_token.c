@@ -12,8 +12,6 @@
 /* More domains than a token takes (the daemon says so) still fit: the list is checked there. */
 #define DOMAINS_ARG_MAX 1000
 
-static const struct opt_spec no_opts[] = {{NULL, false}};
-
 static int print_json(const json_t *doc)
 {
     return output_json(doc) == 0 ? CERTCTL_EXIT_OK : CERTCTL_EXIT_FAILED;
@@ -159,18 +157,12 @@ out:
 
 static int run_token_list(struct certctl *ctx, struct cli_args *args)
 {
-    int which;
-    const char *val;
-    enum args_result r;
     json_t *doc = NULL;
     struct table *t = NULL;
-    int ret;
 
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        return usage_error(ctx, "unexpected argument '%s'", val);
-    }
+    int ret = args_none(args, ctx);
+    if (ret != CERTCTL_EXIT_OK)
+        return ret;
     ret = api_call_object(ctx, "GET", "/v1/tokens", NULL, &doc);
     if (ret != CERTCTL_EXIT_OK)
         goto out;
@@ -220,22 +212,13 @@ out:
 
 static int run_token_revoke(struct certctl *ctx, struct cli_args *args)
 {
-    int which;
-    const char *val, *which_token = NULL;
-    enum args_result r;
+    const char *which_token = NULL;
     json_t *doc = NULL;
     char *esc = NULL, *path = NULL;
-    int ret;
 
-    while ((r = args_next(args, ctx, no_opts, &which, &val)) != ARGS_END) {
-        if (r == ARGS_ERROR)
-            return CERTCTL_EXIT_USAGE;
-        if (which_token)
-            return usage_error(ctx, "unexpected argument '%s'", val);
-        which_token = val;
-    }
-    if (!which_token)
-        return usage_error(ctx, "missing token id or name");
+    int ret = args_one(args, ctx, "token id or name", &which_token);
+    if (ret != CERTCTL_EXIT_OK)
+        return ret;
     esc = http_escape(ctx->http, which_token);
     size_t len = esc ? strlen("/v1/tokens/") + strlen(esc) + 1 : 0;
     path = esc ? malloc(len) : NULL;
