@@ -5,6 +5,7 @@
 # new one and nginx serves it with no manual step.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pebble.sh"
+. "$(dirname "$0")/fleet.sh"
 
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 [ -x "$NGINX_BIN" ] || { fail "nginx is installed (scripts/install-deps)"; finish; }
@@ -13,25 +14,7 @@ WATCH_PID=
 nginx_cleanup() { stop_pids "$WATCH_PID" "$NGINX_PID"; }
 exit_trap_add nginx_cleanup
 
-pebble_start
-write_config "$(certd_pebble_config_text)"
-start_certd
-cc() { "$CERTCTL_BIN" "$@"; }
-pebble_root_pem "$T_DIR/pebble-roots.pem"
-openssl x509 -in "$T_DIR/pebble-roots.pem" -out "$T_DIR/pebble-root.pem"
-wait_active() { wait_for "${2:-60}" "[ \"\$(\"\$CERTCTL_BIN\" domain show '$1' --json | jq -r .status)\" = active ]"; }
-stored_fp() { cc domain show "$1" --json | jq -r .certificate.fingerprint_sha256; }
-
-cc domain add alpha.example.com --challenge http-01 >/dev/null
-cc domain add beta.example.com --alt www.beta.example.com --challenge http-01 >/dev/null
-cc domain add '*.gamma.example.com' --challenge dns-01 >/dev/null
-for d in alpha.example.com beta.example.com '*.gamma.example.com'; do
-    check "$d issued" wait_active "$d"
-done
-
-OUT=$T_DIR/certs
-rc=0; cc sync --out-dir "$OUT" > "$T_DIR/sync.out" 2>&1 || rc=$?
-check_eq "certctl sync writes the files" 0 "$rc"
+fleet_start
 
 _pebble_pick_ports 1 || { fail "free port found"; finish; }
 PORT=${_pebble_ports[0]}
